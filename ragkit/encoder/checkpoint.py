@@ -1,0 +1,219 @@
+"""Recognise a checkpoint's layout and build transformers' native model and a plain tokenizer for it.
+
+Three layouts load, none through remote code:
+- original Alibaba-NLP gte-*-en-v1.5 (`model_type: "new"`): the config is translated in memory into a
+  `GteConfig`; transformers' own `gte` conversion mapping renames the weights as they load;
+- converted checkpoints that already say `model_type: "gte"`;
+- BERT-family sentence-transformers checkpoints, whose pooling, normalisation and length we honour.
+The tokenizer is the `tokenizers` library's object, with truncation and padding switched off: a stored
+tokenizer.json can carry its own truncation (all-MiniLM's cuts at 128) that must never cut a text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tokenizers import Tokenizer
+from transformers import AutoConfig, AutoModel, GteConfig, GteModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
+
+from ragkit.errors import ModelLoadError
+
+GTE_TYPES = frozenset({"new", "gte"})
+BERT_FAMILY = frozenset({"bert", "roberta", "xlm-roberta", "mpnet"})
+SUPPORTED_TYPES = GTE_TYPES | BERT_FAMILY
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How token states become one vector: the CLS state (gte) or the masked mean (most ST models)."""
+
+    mode: Literal["cls", "mean"]
+    normalize: bool
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything known about a checkpoint directory before any weight is read."""
+
+    path: Path
+    model_type: str
+    config: PretrainedConfig
+    pooling: Pooling
+    max_length: int
+    position_limit: int
+
+    @property
+    def is_gte(self) -> bool:
+        return self.model_type in GTE_TYPES
+
+
+def inspect_checkpoint(path: Path) -> Checkpoint:
+    """Read the configs of a checkpoint directory and decide how to load it."""
+    if not path.is_dir():
+        raise ModelLoadError(f"model directory {path} does not exist")
+    raw = _read_json(path / "config.json", required=True)
+    model_type = raw.get("model_type")
+    if model_type not in SUPPORTED_TYPES:
+        raise ModelLoadError(
+            f"{path / 'config.json'}: model_type {model_type!r} is not supported; ragkit loads "
+            f"{', '.join(sorted(SUPPORTED_TYPES))} checkpoints"
+        )
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise ModelLoadError(f"{path}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
+    if model_type == "new":
+        config = gte_config_from_original(raw, source=path / "config.json")
+    elif model_type == "gte":
+        config = GteConfig.from_pretrained(path)
+    else:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    position_limit = _position_limit(config, model_type)
+    st_config = _read_json(path / "sentence_bert_config.json")
+    max_length = min(int(st_config.get("max_seq_length") or position_limit), position_limit)
+    return Checkpoint(path, model_type, config, _pooling(path, model_type), max_length, position_limit)
+
+
+def gte_config_from_original(raw: dict[str, Any], *, source: Path) -> GteConfig:
+    """Translate an Alibaba-NLP `NewModel` config into transformers' `GteConfig`.
+
+    new-impl's fixed NTK scaling with factor s and head dim d computes
+    inv_freq = (θ·s)^(-2i/d) / s^(2/d), which is exactly transformers' `linear` RoPE with
+    rope_theta = θ·s and factor = s^(2/d). (A plain θ·2 default RoPE is NOT the same.)
+    """
+    if raw.get("position_embedding_type", "rope") != "rope":
+        raise ModelLoadError(f"{source}: only rope position embeddings are supported")
+    if raw.get("logn_attention_scale") or raw.get("layer_norm_type", "layer_norm") != "layer_norm":
+        raise ModelLoadError(f"{source}: logn attention scaling and non-LayerNorm norms are not supported")
+    head_dim = raw["hidden_size"] // raw["num_attention_heads"]
+    theta = float(raw.get("rope_theta", 10000.0))
+    scaling = raw.get("rope_scaling") or {}
+    if not scaling:
+        rope = {"rope_type": "default", "rope_theta": theta}
+    elif scaling.get("type") == "ntk" and "mixed_b" not in scaling:
+        factor = float(scaling["factor"])
+        rope = {"rope_type": "linear", "rope_theta": theta * factor, "factor": factor ** (2 / head_dim)}
+    else:
+        raise ModelLoadError(f"{source}: rope_scaling {scaling} is not supported (only fixed NTK)")
+    return GteConfig(
+        vocab_size=raw["vocab_size"],
+        hidden_size=raw["hidden_size"],
+        num_hidden_layers=raw["num_hidden_layers"],
+        num_attention_heads=raw["num_attention_heads"],
+        intermediate_size=raw["intermediate_size"],
+        hidden_act=raw.get("hidden_act", "gelu"),
+        hidden_dropout_prob=raw.get("hidden_dropout_prob", 0.0),
+        attention_probs_dropout_prob=raw.get("attention_probs_dropout_prob", 0.0),
+        max_position_embeddings=raw.get("max_position_embeddings", 8192),
+        type_vocab_size=raw.get("type_vocab_size", 0),
+        layer_norm_eps=raw.get("layer_norm_eps", 1e-12),
+        pad_token_id=raw.get("pad_token_id", 0),
+        rope_parameters=rope,
+    )
+
+
+def load_model(
+    checkpoint: Checkpoint, *, device: torch.device, dtype: torch.dtype, attn_implementation: str
+) -> PreTrainedModel:
+    """Load weights into the native model class, failing loudly when names do not line up."""
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
+    try:
+        with _quiet_transformers():
+            if checkpoint.is_gte:
+                model, info = GteModel.from_pretrained(
+                    checkpoint.path, config=checkpoint.config, output_loading_info=True, **kwargs
+                )
+            else:
+                model, info = AutoModel.from_pretrained(
+                    checkpoint.path,
+                    config=checkpoint.config,
+                    add_pooling_layer=False,
+                    trust_remote_code=False,
+                    output_loading_info=True,
+                    **kwargs,
+                )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{checkpoint.path}: could not load weights: {exc}") from exc
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        raise ModelLoadError(
+            f"{checkpoint.path}: the weights do not match a {checkpoint.model_type} model; "
+            f"{len(missing)} tensors missing, e.g. {', '.join(missing[:3])}"
+        )
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    """The checkpoint's own tokenizer, never truncating or padding on its own."""
+    tokenizer_file = path / "tokenizer.json"
+    if tokenizer_file.is_file():
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    elif (path / "vocab.txt").is_file():
+        from tokenizers.implementations import BertWordPieceTokenizer
+
+        lowercase = _read_json(path / "tokenizer_config.json").get("do_lower_case", True)
+        tokenizer = BertWordPieceTokenizer(str(path / "vocab.txt"), lowercase=lowercase)
+    else:
+        raise ModelLoadError(f"{path}: no tokenizer found (looked for tokenizer.json and vocab.txt)")
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' load report and progress bar: unused pooler weights are expected, not news."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
+def _position_limit(config: PretrainedConfig, model_type: str) -> int:
+    limit = int(config.max_position_embeddings)
+    # RoBERTa-style models reserve the first positions after the padding index.
+    return limit - 2 if model_type in {"roberta", "xlm-roberta", "mpnet"} else limit
+
+
+def _pooling(path: Path, model_type: str) -> Pooling:
+    modules = _read_json(path / "modules.json", default=[])
+    normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    pooling_dirs = [m["path"] for m in modules if m.get("type", "").endswith("Pooling")]
+    if not pooling_dirs:
+        # gte's model card: CLS state, L2-normalised; plain BERT checkpoints get the same default.
+        return Pooling("cls", normalize=True)
+    pool_config = _read_json(path / pooling_dirs[0] / "config.json", required=True)
+    if pool_config.get("pooling_mode_cls_token"):
+        mode: Literal["cls", "mean"] = "cls"
+    elif pool_config.get("pooling_mode_mean_tokens"):
+        mode = "mean"
+    else:
+        raise ModelLoadError(f"{path / pooling_dirs[0]}: only CLS and mean pooling are supported")
+    # gte checkpoints are meant to be normalised (model card) even where modules.json omits the step.
+    return Pooling(mode, normalize=normalize or model_type in GTE_TYPES)
+
+
+def _read_json(file: Path, *, required: bool = False, default: Any = None) -> Any:
+    if not file.is_file():
+        if required:
+            raise ModelLoadError(f"{file} is missing")
+        return {} if default is None else default
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{file} is not valid JSON: {exc}") from exc

@@ -1,0 +1,260 @@
+"""The encoder: texts in, L2-normalised float32 vectors out, in input order, at full speed.
+
+It runs transformers' native model in inference mode. On CPU it uses fp32 (bf16 on CPUs without
+AMX is hundreds of times slower); on CUDA bf16 (fp16 where bf16 is missing) and, when flash-attn is
+installed, packs a batch's texts into one row with per-text position ids so no padding is computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ragkit.encoder.batching import plan_batches
+from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
+from ragkit.encoder.resolve import resolve_model
+from ragkit.errors import InputError, InputTooLongError
+
+log = logging.getLogger(__name__)
+
+CPU_BATCH_TOKENS = 16_384
+CUDA_BATCH_TOKENS = 131_072
+
+
+@dataclass
+class EncodeStats:
+    """Running totals since the encoder was loaded; the ingestion report reads them."""
+
+    texts: int = 0
+    tokens: int = 0
+    truncated_texts: int = 0
+    truncated_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Encoder:
+    """A local embedding model. Build one with `Encoder.from_pretrained`."""
+
+    def __init__(
+        self,
+        name: str,
+        checkpoint: Checkpoint,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        max_length: int | None,
+    ) -> None:
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        self.pooling = checkpoint.pooling
+        self.max_length = _check_max_length(max_length, checkpoint)
+        self.stats = EncodeStats()
+        self._tokenizer = load_tokenizer(checkpoint.path)
+        self._packed = device.type == "cuda" and checkpoint.is_gte and _flash_attn_available()
+        attn = "flash_attention_2" if self._packed else "sdpa"
+        self._model = load_model(checkpoint, device=device, dtype=dtype, attn_implementation=attn)
+        self.dim = int(checkpoint.config.hidden_size)
+        self._pad_id = int(checkpoint.config.pad_token_id or 0)
+        self._sep_id = self._tokenizer.token_to_id("[SEP]") or self._tokenizer.token_to_id("</s>")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype | None = None,
+        max_length: int | None = None,
+    ) -> Encoder:
+        """Load a gte-*-en-v1.5 (original or converted) or BERT-family sentence-transformers checkpoint.
+
+        `name_or_path` is a directory, a hub id found in the local cache, or an alias
+        (`minilm`, `gte-large`, `gte-base`). `max_length` may lower the model's limit, never raise it.
+        """
+        resolved = resolve_model(name_or_path)
+        checkpoint = inspect_checkpoint(resolved.path)
+        torch_device = _pick_device(device)
+        return cls(
+            resolved.name,
+            checkpoint,
+            device=torch_device,
+            dtype=_pick_dtype(dtype, torch_device),
+            max_length=max_length,
+        )
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.name!r}, dim={self.dim}, max_length={self.max_length}, device={self.device})"
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with the model's special tokens, never truncated."""
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(_check_texts(texts))]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts as the model sees them, special tokens included (what max_length limits)."""
+        return [len(ids) for ids in self.tokenize(texts)]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_tokens: int | None = None,
+        show_progress: bool = False,
+        truncate: bool = False,
+    ) -> np.ndarray:
+        """Embed texts into an (n, dim) float32 array, L2-normalised when the model says so, in input order.
+
+        A text over `max_length` tokens raises InputTooLongError unless `truncate=True`; truncated texts
+        are then counted in `stats` and logged, never cut silently. `batch_tokens` bounds the padded
+        tokens of one forward pass, and with it the memory used.
+        """
+        started = time.perf_counter()
+        ids = self._fit(self.tokenize(texts), truncate)
+        lengths = [len(row) for row in ids]
+        budget = max(batch_tokens or self._default_budget(), self.max_length)
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        progress = _progress(sum(lengths), show_progress)
+        with torch.inference_mode():
+            for batch in plan_batches(lengths, budget):
+                rows = [ids[i] for i in batch]
+                out[batch] = self._embed_packed(rows) if self._packed else self._embed_padded(rows)
+                if progress is not None:
+                    progress.update(sum(len(row) for row in rows))
+        if progress is not None:
+            progress.close()
+        self.stats.texts += len(ids)
+        self.stats.tokens += sum(lengths)
+        self.stats.seconds += time.perf_counter() - started
+        return out
+
+    def _fit(self, ids: list[list[int]], truncate: bool) -> list[list[int]]:
+        over = [i for i, row in enumerate(ids) if len(row) > self.max_length]
+        if not over:
+            return ids
+        if not truncate:
+            first = over[0]
+            raise InputTooLongError(
+                f"{len(over)} text(s) exceed the model's limit of {self.max_length} tokens (text #{first} has "
+                f"{len(ids[first])}); split them (ragkit ingest does this by section) or pass truncate=True"
+            )
+        dropped = sum(len(ids[i]) - self.max_length for i in over)
+        self.stats.truncated_texts += len(over)
+        self.stats.truncated_tokens += dropped
+        log.warning(
+            "truncated %d text(s) to %d tokens, dropping %d tokens", len(over), self.max_length, dropped
+        )
+        return [
+            row if len(row) <= self.max_length else row[: self.max_length - 1] + [self._sep_id] for row in ids
+        ]
+
+    def _default_budget(self) -> int:
+        return CUDA_BATCH_TOKENS if self.device.type == "cuda" else CPU_BATCH_TOKENS
+
+    def _embed_padded(self, rows: list[list[int]]) -> np.ndarray:
+        longest = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), longest), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = torch.tensor(row)
+            mask[r, : len(row)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        states = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
+        if self.pooling.mode == "cls":
+            pooled = states[:, 0]
+        else:
+            weights = mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return self._finish(pooled)
+
+    def _embed_packed(self, rows: list[list[int]]) -> np.ndarray:
+        """One row of concatenated texts; flash-attn's varlen kernel sees the boundaries in position_ids."""
+        lengths = torch.tensor([len(row) for row in rows])
+        starts = torch.cumsum(lengths, 0) - lengths
+        input_ids = torch.tensor([t for row in rows for t in row], device=self.device).unsqueeze(0)
+        position_ids = torch.cat([torch.arange(n) for n in lengths.tolist()]).to(self.device).unsqueeze(0)
+        states = self._model(input_ids=input_ids, position_ids=position_ids).last_hidden_state[0].float()
+        if self.pooling.mode == "cls":
+            pooled = states[starts.to(self.device)]
+        else:
+            segment = torch.repeat_interleave(torch.arange(len(rows)), lengths).to(self.device)
+            sums = torch.zeros((len(rows), states.shape[-1]), device=self.device).index_add_(
+                0, segment, states
+            )
+            pooled = sums / lengths.to(self.device).unsqueeze(-1)
+        return self._finish(pooled)
+
+    def _finish(self, pooled: torch.Tensor) -> np.ndarray:
+        if self.pooling.normalize:
+            pooled = F.normalize(pooled, p=2, dim=-1)
+        return pooled.cpu().numpy()
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("encode() takes a list of texts; wrap a single text in a list")
+    texts = list(texts)
+    if not texts:
+        raise InputError("no texts to encode: the list is empty")
+    bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+    if bad is not None:
+        raise InputError(f"text #{bad} is a {type(texts[bad]).__name__}, not a str")
+    return texts
+
+
+def _check_max_length(requested: int | None, checkpoint: Checkpoint) -> int:
+    if requested is None:
+        return checkpoint.max_length
+    if not 2 <= requested <= checkpoint.position_limit:
+        raise InputError(
+            f"max_length={requested} is outside 2..{checkpoint.position_limit}, the limit of {checkpoint.path}"
+        )
+    return requested
+
+
+def _pick_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        if dtype not in _DTYPES:
+            raise InputError(f"dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+        return _DTYPES[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _flash_attn_available() -> bool:
+    from transformers.utils import is_flash_attn_2_available
+
+    return is_flash_attn_2_available()
+
+
+def _progress(total_tokens: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total_tokens, unit="tok", unit_scale=True, desc="embedding")

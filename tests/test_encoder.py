@@ -1,0 +1,253 @@
+"""The encoder: native loading of gte and sentence-transformers checkpoints, with its numerics proven."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ragkit import Encoder, InputError, InputTooLongError, ModelLoadError
+from tests.tiny_gte import reference_embedding, write_original_checkpoint
+
+WORDS = "river stone quiet library engine harvest signal orbit lantern meadow copper thunder".split()
+
+
+def prose(n_words: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n_words)) + "."
+
+
+@pytest.fixture(scope="module")
+def tiny_gte(tmp_path_factory, minilm_path) -> Path:
+    return write_original_checkpoint(tmp_path_factory.mktemp("gte-original"), minilm_path)
+
+
+@pytest.fixture(scope="module")
+def gte(tiny_gte) -> Encoder:
+    return Encoder.from_pretrained(tiny_gte)
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Encoder:
+    return Encoder.from_pretrained("minilm")
+
+
+# --- numerics -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_words", [5, 60, 700])
+def test_original_gte_matches_an_independent_reference(gte, tiny_gte, n_words):
+    text = prose(n_words, seed=n_words)
+    ids = gte.tokenize([text])[0]
+    if n_words == 700:
+        assert len(ids) > 512  # beyond BERT's positions: the RoPE path with NTK scaling is exercised
+    expected = reference_embedding(tiny_gte, ids).numpy()
+    actual = gte.encode([text])[0]
+    assert np.abs(actual - expected).max() < 1e-4
+
+
+def test_ntk_scaling_is_not_a_plain_doubled_base(tiny_gte, tmp_path, minilm_path):
+    # The same weights with rope_theta*2 and no scaling give different vectors: the translation matters.
+    plain = write_original_checkpoint(tmp_path / "plain", minilm_path)
+    config = json.loads((plain / "config.json").read_text())
+    config["rope_theta"] *= 2
+    del config["rope_scaling"]
+    (plain / "config.json").write_text(json.dumps(config))
+    text = [prose(300, seed=3)]
+    ntk = Encoder.from_pretrained(tiny_gte).encode(text)
+    doubled = Encoder.from_pretrained(plain).encode(text)
+    assert np.abs(ntk - doubled).max() > 1e-3
+
+
+def test_vectors_are_normalised_and_in_input_order(gte):
+    texts = [prose(n, seed=n) for n in (3, 400, 40, 1, 120)]
+    together = gte.encode(texts)
+    assert together.dtype == np.float32 and together.shape == (5, gte.dim)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    for text, vector in zip(texts, together, strict=True):
+        assert np.abs(gte.encode([text])[0] - vector).max() < 1e-5  # batch invariance
+
+
+def test_small_batch_budget_gives_the_same_vectors(gte):
+    texts = [prose(n, seed=n) for n in range(1, 60, 7)]
+    assert np.abs(gte.encode(texts, batch_tokens=64) - gte.encode(texts)).max() < 1e-5
+
+
+def test_converted_gte_checkpoint_loads_to_the_same_vectors(gte, tmp_path):
+    gte._model.save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+        shutil.copy(Path(gte.name) / name, tmp_path / name)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "gte"
+    converted = Encoder.from_pretrained(tmp_path)
+    texts = [prose(30, seed=1), prose(600, seed=2)]
+    assert np.abs(converted.encode(texts) - gte.encode(texts)).max() < 1e-5
+
+
+def test_type_vocab_size_zero_like_gte_base(tmp_path, minilm_path):
+    base = write_original_checkpoint(tmp_path, minilm_path, type_vocab=0)
+    encoder = Encoder.from_pretrained(base)
+    ids = encoder.tokenize(["a gte-base shaped model"])[0]
+    expected = reference_embedding(base, ids).numpy()
+    assert np.abs(encoder.encode(["a gte-base shaped model"])[0] - expected).max() < 1e-4
+
+
+def test_minilm_reproduces_its_published_similarities(minilm):
+    vectors = minilm.encode(
+        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+    )
+    sims = vectors @ vectors.T
+    assert round(float(sims[0, 1]), 4) == 0.6660
+    assert round(float(sims[0, 2]), 4) == 0.1046
+    assert round(float(sims[1, 2]), 4) == 0.1411
+
+
+def test_minilm_matches_sentence_transformers(minilm, minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    texts = [prose(n, seed=n) for n in (2, 30, 200)]
+    reference = SentenceTransformer(str(minilm_path), device="cpu").encode(texts, normalize_embeddings=True)
+    assert np.abs(minilm.encode(texts) - reference).max() < 1e-5
+
+
+def test_sentence_transformers_settings_are_honoured(minilm):
+    assert minilm.max_length == 256 and minilm.dim == 384
+    assert minilm.pooling.mode == "mean" and minilm.pooling.normalize
+
+
+def test_stored_tokenizer_truncation_never_cuts_a_text(minilm):
+    # all-MiniLM's tokenizer.json truncates at 128; the model's own limit (256) is what counts.
+    text = prose(200, seed=7)
+    assert minilm.count_tokens([text])[0] > 200
+    head = minilm.encode([" ".join(text.split()[:120])])[0]
+    assert float(minilm.encode([text])[0] @ head) < 0.9999
+
+
+@pytest.mark.skipif(not os.environ.get("RAGKIT_TEST_GTE_LARGE"), reason="set RAGKIT_TEST_GTE_LARGE=DIR")
+def test_real_gte_large_golden_values():
+    encoder = Encoder.from_pretrained(os.environ["RAGKIT_TEST_GTE_LARGE"])
+    vectors = encoder.encode(
+        [
+            "what is the capital of China?",
+            "how to implement quick sort in python?",
+            "Beijing",
+            "sorting algorithms",
+        ]
+    )
+    scores = 100 * vectors[0] @ vectors[1:].T
+    np.testing.assert_allclose(scores, [41.86, 77.07, 37.03], atol=0.1)
+
+
+# --- limits and truncation -----------------------------------------------------------------------
+
+
+def test_too_long_text_is_an_error_naming_it(minilm):
+    with pytest.raises(InputTooLongError, match=r"limit of 256 tokens \(text #1 has \d+\)"):
+        minilm.encode(["short", prose(400, seed=1)])
+
+
+def test_truncation_when_asked_is_counted(minilm):
+    before = minilm.stats.truncated_texts
+    vectors = minilm.encode(["short", prose(400, seed=1)], truncate=True)
+    assert vectors.shape == (2, 384)
+    assert minilm.stats.truncated_texts == before + 1
+
+
+def test_max_length_can_lower_but_not_raise_the_limit(tiny_gte):
+    assert Encoder.from_pretrained(tiny_gte, max_length=64).max_length == 64
+    with pytest.raises(InputError, match="outside 2..8192"):
+        Encoder.from_pretrained(tiny_gte, max_length=9000)
+
+
+def test_count_tokens_includes_special_tokens(minilm):
+    assert minilm.count_tokens(["hello world", ""]) == [4, 2]
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Encoder.from_pretrained(tmp_path / "nope")
+
+
+def test_missing_weights(tiny_gte, tmp_path):
+    shutil.copy(tiny_gte / "config.json", tmp_path / "config.json")
+    with pytest.raises(ModelLoadError, match="no weights found"):
+        Encoder.from_pretrained(tmp_path)
+
+
+def test_unknown_model_type(tiny_gte, tmp_path):
+    shutil.copytree(tiny_gte, tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ModelLoadError, match="model_type 'llama' is not supported"):
+        Encoder.from_pretrained(tmp_path / "m")
+
+
+def test_weights_with_foreign_names_are_rejected(tiny_gte, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny_gte, tmp_path / "m")
+    weights = {k.replace("qkv_proj", "qkv"): v for k, v in load_file(tiny_gte / "model.safetensors").items()}
+    save_file(weights, tmp_path / "m" / "model.safetensors")
+    with pytest.raises(ModelLoadError, match="tensors missing"):
+        Encoder.from_pretrained(tmp_path / "m")
+
+
+def test_uncached_hub_model_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(
+        ModelLoadError, match=r"Alibaba-NLP/gte-large-en-v1.5.*Hugging Face cache.*RAGKIT_MODEL"
+    ):
+        Encoder.from_pretrained("Alibaba-NLP/gte-large-en-v1.5")
+
+
+def test_hub_id_resolves_through_the_local_cache(tiny_gte, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    repo = tmp_path / "models--acme--tiny-gte"
+    shutil.copytree(tiny_gte, repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    encoder = Encoder.from_pretrained("acme/tiny-gte")
+    assert encoder.name == "acme/tiny-gte" and encoder.dim == 64
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ([], "empty"),
+        (["ok", 3], "text #1 is a int"),
+        ("a bare string", "wrap a single text"),
+        ([None], "NoneType"),
+    ],
+)
+def test_bad_texts(minilm, texts, message):
+    with pytest.raises(InputError, match=message):
+        minilm.encode(texts)
+
+
+# --- devices -------------------------------------------------------------------------------------
+
+
+def test_cpu_runs_fp32(gte):
+    assert gte.device.type == "cpu" and gte.dtype == torch.float32
+    assert next(gte._model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path needs a GPU")
+def test_cuda_half_precision_agrees_with_cpu_fp32(tiny_gte, gte):
+    cuda = Encoder.from_pretrained(tiny_gte, device="cuda")
+    assert cuda.dtype in (torch.bfloat16, torch.float16)
+    texts = [prose(n, seed=n) for n in (3, 50, 900)]
+    cosines = (cuda.encode(texts) * gte.encode(texts)).sum(1)
+    assert cosines.min() > 0.99
