@@ -1,6 +1,14 @@
-"""ragkit: long-document retrieval with whole-section gte embeddings in Qdrant."""
+"""ragkit: long-document retrieval with whole-section gte embeddings in Qdrant.
 
-from ragkit.encoder import Encoder
+The heavy parts (torch, transformers, qdrant-client) load on first use, so `import ragkit`, the CLI's
+start and parsing workers stay fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ragkit.errors import (
     CollectionNotFoundError,
     InputError,
@@ -13,17 +21,34 @@ from ragkit.errors import (
     StoreLockedError,
 )
 
+if TYPE_CHECKING:
+    from ragkit.config import Settings
+    from ragkit.encoder import Encoder
+    from ragkit.kit import Kit, open
+
 __version__ = "0.1.0"
+
+_LAZY = {"Encoder": "ragkit.encoder", "Kit": "ragkit.kit", "open": "ragkit.kit", "Settings": "ragkit.config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ragkit' has no attribute {name!r}")
+
 
 __all__ = [
     "CollectionNotFoundError",
     "Encoder",
     "InputError",
     "InputTooLongError",
+    "Kit",
     "ModelLoadError",
     "ModelMismatchError",
     "ParseError",
     "RagkitError",
+    "Settings",
     "StoreError",
     "StoreLockedError",
+    "open",
 ]

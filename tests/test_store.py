@@ -1,0 +1,340 @@
+"""The Store facade against a real embedded Qdrant in a temporary folder: no mocks."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+from ragkit.errors import (
+    CollectionNotFoundError,
+    InputError,
+    ModelMismatchError,
+    StoreError,
+    StoreLockedError,
+)
+from ragkit.store import Point, Store, point_id, to_qdrant_filter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store.open(path=tmp_path / "db") as opened:
+        yield opened
+
+
+def section(i: int, *, dim: int = 4, **payload) -> Point:
+    """A point of document `d{i % 3}`, section i, with a distinct direction per section."""
+    doc_id = f"d{i % 3}"
+    text = f"section {i}"
+    vector = np.zeros(dim, dtype=np.float32)
+    vector[0], vector[1 + i % (dim - 1)] = 1.0, 0.1 * (i + 1)
+    body = {"doc_id": doc_id, "source": "a.pdf" if i % 2 else "b.md", "page_start": i, "flagged": i % 4 == 0}
+    return Point(id=point_id(doc_id, i, text), vector=vector, payload={**body, "text": text, **payload})
+
+
+def test_new_collection_records_model_and_reopening_checks_it(tmp_path: Path):
+    with Store.open(path=tmp_path) as store:
+        created = store.ensure_collection("docs", dim=4, model="gte-base-en-v1.5")
+        assert (created.name, created.model, created.dim, created.points) == (
+            "docs",
+            "gte-base-en-v1.5",
+            4,
+            0,
+        )
+        store.upsert("docs", [section(0)])
+    with Store.open(path=tmp_path) as store:
+        assert store.ensure_collection("docs", dim=4, model="gte-base-en-v1.5").points == 1
+        assert store.collections() == ["docs"]
+        with pytest.raises(ModelMismatchError) as mismatch:
+            store.ensure_collection("docs", dim=4, model="gte-large-en-v1.5")
+        assert "'docs'" in str(mismatch.value)
+        assert "'gte-base-en-v1.5'" in str(mismatch.value)
+        assert "'gte-large-en-v1.5'" in str(mismatch.value)
+        with pytest.raises(ModelMismatchError, match="dim 8"):
+            store.ensure_collection("docs", dim=8, model="gte-base-en-v1.5")
+
+
+def test_plain_qdrant_client_reads_a_closed_store(tmp_path: Path):
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        store.upsert("docs", [section(i) for i in range(3)])
+    client = QdrantClient(path=str(tmp_path))
+    try:
+        info = client.get_collection("docs")
+        assert info.config.metadata == {"model": "m", "dim": 4, "ragkit_schema": 1}
+        dense = info.config.params.vectors["dense"]
+        assert (dense.size, dense.distance) == (4, "Cosine")
+        assert client.count("docs").count == 3
+    finally:
+        client.close()
+
+
+def test_a_collection_not_made_by_ragkit_is_refused_rather_than_written_into(tmp_path: Path):
+    client = QdrantClient(path=str(tmp_path))
+    client.create_collection(
+        "foreign", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
+    )
+    client.close()
+    with (
+        Store.open(path=tmp_path) as store,
+        pytest.raises(StoreError, match="'foreign'.*not created by ragkit"),
+    ):
+        store.ensure_collection("foreign", dim=4, model="m")
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a b", "x" * 256, "..", "ünï"])
+def test_bad_collection_names_are_refused(store: Store, name: str):
+    with pytest.raises(InputError, match="collection name"):
+        store.ensure_collection(name, dim=4, model="m")
+
+
+def test_point_id_is_a_deterministic_uuid_of_all_three_parts():
+    first = point_id("doc", 0, "text")
+    assert uuid.UUID(first).version == 5
+    assert point_id("doc", 0, "text") == first
+    assert (
+        len({first, point_id("doc2", 0, "text"), point_id("doc", 1, "text"), point_id("doc", 0, "text!")})
+        == 4
+    )
+
+
+def test_upserting_the_same_points_twice_keeps_one_copy(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    assert store.upsert("docs", (section(i) for i in range(10))) == 10
+    assert store.upsert("docs", (section(i) for i in range(10))) == 10
+    assert store.count("docs") == 10
+
+
+def test_upsert_splits_batches_by_size_and_by_count(store: Store, caplog: pytest.LogCaptureFixture):
+    store.ensure_collection("docs", dim=4, model="m")
+    points = [section(i, text="x" * 1000) for i in range(30)]
+    caplog.set_level(logging.DEBUG, logger="ragkit.store")
+
+    # One point estimates at ~1.3 kB, so a 3000-byte cap fits two per request.
+    assert store.upsert("docs", points, max_batch_bytes=3000) == 30
+    assert [r.args[0] for r in caplog.records if r.msg.startswith("upserted")] == [2] * 15
+    assert store.count("docs") == 30
+
+    caplog.clear()
+    assert store.upsert("docs", points, max_batch_points=7) == 30
+    assert [r.args[0] for r in caplog.records if r.msg.startswith("upserted")] == [7, 7, 7, 7, 2]
+
+
+def test_search_returns_nearest_first_with_cosine_scores_and_payload(store: Store):
+    store.ensure_collection("docs", dim=3, model="m")
+    vectors = {
+        "same": [2.0, 0, 0],
+        "diagonal": [1.0, 1.0, 0],
+        "orthogonal": [0, 0, 5.0],
+        "opposite": [-1.0, 0, 0],
+    }
+    store.upsert("docs", [Point(point_id(k, 0, k), v, {"name": k}) for k, v in vectors.items()])
+
+    hits = store.search("docs", np.array([1.0, 0, 0]), top_k=3)
+    assert [h.payload["name"] for h in hits] == ["same", "diagonal", "orthogonal"]
+    assert [h.score for h in hits] == pytest.approx([1.0, 2**-0.5, 0.0], abs=1e-6)
+    assert hits[0].id == point_id("same", 0, "same")
+    assert [h.payload["name"] for h in store.search("docs", [1.0, 0, 0], score_threshold=0.5)] == [
+        "same",
+        "diagonal",
+    ]
+
+
+FILTER_CASES = {
+    "equality str": ({"source": "a.pdf"}, lambda p: p["source"] == "a.pdf"),
+    "equality int": ({"page_start": 4}, lambda p: p["page_start"] == 4),
+    "equality bool": ({"flagged": True}, lambda p: p["flagged"]),
+    "any-of str": ({"doc_id": ["d0", "d2"]}, lambda p: p["doc_id"] in ("d0", "d2")),
+    "any-of int": ({"page_start": [1, 5, 99]}, lambda p: p["page_start"] in (1, 5)),
+    "range gte lt": ({"page_start": {"gte": 3, "lt": 7}}, lambda p: 3 <= p["page_start"] < 7),
+    "range gt lte": ({"page_start": {"gt": 3, "lte": 7}}, lambda p: 3 < p["page_start"] <= 7),
+    "several keys are ANDed": (
+        {"doc_id": "d1", "page_start": {"gte": 4}},
+        lambda p: p["doc_id"] == "d1" and p["page_start"] >= 4,
+    ),
+}
+
+
+@pytest.mark.parametrize("filters, keep", FILTER_CASES.values(), ids=FILTER_CASES.keys())
+def test_every_filter_form_narrows_search_count_and_scroll(store: Store, filters, keep):
+    store.ensure_collection("docs", dim=4, model="m")
+    points = [section(i) for i in range(12)]
+    store.upsert("docs", points)
+    expected = {p.id for p in points if keep(p.payload)}
+    assert 0 < len(expected) < len(points)
+
+    assert {h.id for h in store.search("docs", [1, 0, 0, 0], top_k=50, filters=filters)} == expected
+    assert store.count("docs", filters) == len(expected)
+    assert {pid for pid, _ in store.scroll_payloads("docs", ["doc_id"], filters)} == expected
+
+
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ({"page_start": {"between": 3}}, r"'page_start'.*gt, gte, lt, lte"),
+        ({"page_start": {}}, r"'page_start'.*gt, gte, lt, lte"),
+        ({"page_start": {"gte": "3"}}, r"'page_start'.*must be a number"),
+        ({"doc_id": []}, r"'doc_id'.*non-empty"),
+        ({"doc_id": ["a", 1]}, r"'doc_id'.*all str or all int"),
+        ({"doc_id": [["a"]]}, r"'doc_id'"),
+        ({"doc_id": None}, r"'doc_id'.*gt, gte, lt, lte"),
+        ({"score": 0.5}, r"'score'.*gt, gte, lt, lte"),
+        ({"": "x"}, r"non-empty string"),
+    ],
+)
+def test_malformed_filters_name_the_key_and_the_allowed_forms(filters, message):
+    with pytest.raises(InputError, match=message):
+        to_qdrant_filter(filters)
+
+
+def test_no_filter_means_no_condition():
+    assert to_qdrant_filter(None) is None
+    assert to_qdrant_filter({}) is None
+
+
+def test_delete_where_removes_only_the_matching_points(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    store.upsert("docs", [section(i) for i in range(9)])
+    store.delete_where("docs", {"doc_id": "d1"})
+    assert store.count("docs") == 6
+    assert store.count("docs", {"doc_id": "d1"}) == 0
+    with pytest.raises(InputError, match="delete all points"):
+        store.delete_where("docs", {})
+
+
+def test_delete_points_removes_the_given_ids(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    points = [section(i) for i in range(5)]
+    store.upsert("docs", points)
+    store.delete_points("docs", [points[0].id, points[3].id, point_id("never", 0, "written")])
+    assert {pid for pid, _ in store.scroll_payloads("docs", [])} == {points[i].id for i in (1, 2, 4)}
+
+
+def test_scroll_payloads_pages_through_every_point_with_only_the_requested_fields(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    points = [section(i, doc_hash=f"h{i % 3}", section_count=25) for i in range(25)]
+    store.upsert("docs", points)
+
+    rows = list(store.scroll_payloads("docs", ["doc_id", "doc_hash"], page_size=10))
+    assert sorted(pid for pid, _ in rows) == sorted(p.id for p in points)
+    by_id = {p.id: p.payload for p in points}
+    for pid, payload in rows:
+        assert payload == {"doc_id": by_id[pid]["doc_id"], "doc_hash": by_id[pid]["doc_hash"]}
+    assert all(payload == {} for _, payload in store.scroll_payloads("docs", [], page_size=10))
+    with pytest.raises(InputError, match="sequence of payload keys"):
+        store.scroll_payloads("docs", "doc_id")
+
+
+def test_count_counts_all_points_or_the_matching_ones(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    assert store.count("docs") == 0
+    store.upsert("docs", [section(i) for i in range(7)])
+    assert store.count("docs") == 7
+    assert store.count("docs", {"doc_id": "d0"}) == 3
+
+
+def test_a_missing_collection_is_reported_with_the_existing_ones(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    calls = {
+        "search": lambda: store.search("nope", [1, 0, 0, 0]),
+        "upsert": lambda: store.upsert("nope", [section(0)]),
+        "count": lambda: store.count("nope"),
+        "info": lambda: store.collection_info("nope"),
+        "scroll": lambda: list(store.scroll_payloads("nope", ["doc_id"])),
+        "delete": lambda: store.delete_where("nope", {"doc_id": "d0"}),
+    }
+    for call in calls.values():
+        with pytest.raises(CollectionNotFoundError, match=r"'nope' not found.*existing collections: docs"):
+            call()
+
+
+def test_vectors_of_the_wrong_size_or_with_nan_are_refused_before_the_engine(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    with pytest.raises(InputError, match="3 dimensions.*4-dimensional vectors of model 'm'"):
+        store.search("docs", [1.0, 0, 0])
+    with pytest.raises(InputError, match="NaN"):
+        store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, np.nan, 0, 0], {})])
+    with pytest.raises(InputError, match="not a UUID"):
+        store.upsert("docs", [Point("section-1", [1.0, 0, 0, 0], {})])
+    assert store.count("docs") == 0
+
+
+def test_open_needs_exactly_one_of_path_and_url(tmp_path: Path):
+    with pytest.raises(InputError, match="exactly one"):
+        Store.open()
+    with pytest.raises(InputError, match="exactly one"):
+        Store.open(path=tmp_path, url="http://localhost:6333")
+
+
+def test_a_closed_store_refuses_calls(tmp_path: Path):
+    store = Store.open(path=tmp_path)
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.collections()
+
+
+def test_a_folder_held_by_this_process_is_locked_for_a_second_process(store: Store, tmp_path: Path):
+    script = (
+        "import sys\n"
+        "from ragkit.errors import StoreError\n"
+        "from ragkit.store import Store\n"
+        "try:\n"
+        "    Store.open(path=sys.argv[1])\n"
+        "except StoreError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "db")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(StoreLockedError.__name__)
+    assert str(tmp_path / "db") in done.stdout
+    assert "another ragkit process" in done.stdout
+    assert "`ragkit serve`" in done.stdout
+    assert "--url" in done.stdout
+
+
+def test_threads_can_share_one_embedded_store(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+
+    def work(worker: int) -> int:
+        points = [section(i, worker=worker) for i in range(worker * 40, worker * 40 + 40)]
+        for chunk in range(0, 40, 10):
+            store.upsert("docs", points[chunk : chunk + 10])
+            store.search("docs", [1, 0, 0, 0], top_k=5)
+        return store.count("docs", {"worker": worker})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(work, range(4))) == [40] * 4
+    assert store.count("docs") == 160
+
+
+def test_an_unreachable_server_fails_after_the_retries_with_a_clear_error():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    with pytest.raises(StoreError) as failure:
+        Store.open(url=url, retries=2, backoff=0.01, timeout=2)
+    assert time.monotonic() - started < 5
+    message = str(failure.value)
+    assert url in message
+    assert "failed 3 times" in message
+    assert "server is running" in message
