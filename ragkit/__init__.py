@@ -25,10 +25,17 @@ if TYPE_CHECKING:
     from ragkit.config import Settings
     from ragkit.encoder import Encoder
     from ragkit.kit import Kit, open
+    from ragkit.retrieval import Hit
 
 __version__ = "0.1.0"
 
-_LAZY = {"Encoder": "ragkit.encoder", "Kit": "ragkit.kit", "open": "ragkit.kit", "Settings": "ragkit.config"}
+_LAZY = {
+    "Hit": "ragkit.retrieval",
+    "Encoder": "ragkit.encoder",
+    "Kit": "ragkit.kit",
+    "open": "ragkit.kit",
+    "Settings": "ragkit.config",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -40,6 +47,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CollectionNotFoundError",
     "Encoder",
+    "Hit",
     "InputError",
     "InputTooLongError",
     "Kit",

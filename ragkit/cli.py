@@ -6,12 +6,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 
 from ragkit.config import ENVIRONMENT_VARIABLES
 from ragkit.errors import RagkitError
 
 Command = Callable[[argparse.Namespace], int]
+
+# Each module adds its sub-command through `register(commands, store_flags)`.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +30,8 @@ def _store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (RAGKIT_DEVICE)")
 
 
-def _open(args: argparse.Namespace):
+def open_kit(args: argparse.Namespace):
+    """The collection the store flags name; sub-command modules use it too."""
     import ragkit
 
     return ragkit.open(
@@ -50,7 +55,7 @@ def _metadata(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    with _open(args) as kit:
+    with open_kit(args) as kit:
         report = kit.ingest(
             args.paths,
             max_tokens=args.max_tokens,
@@ -87,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
     )
     ingest.set_defaults(run=_ingest)
+    for module in COMMAND_MODULES:
+        import_module(module).register(commands, _store_flags)
     return parser
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragkit import retrieval
 from ragkit.config import DEFAULT_STORE, Settings
 from ragkit.encoder import Encoder
 from ragkit.errors import CollectionNotFoundError, ModelMismatchError
+from ragkit.retrieval import Hit
 from ragkit.store import CollectionInfo, Store
 
 if TYPE_CHECKING:
@@ -63,6 +65,26 @@ class Kit:
         if isinstance(paths, str | Path):
             paths = [paths]
         return run(self, [Path(p) for p in paths], **options)
+
+    def delete_document(self, doc_id: str) -> int:
+        """Delete every section of one document; returns how many there were."""
+        deleted = self.store.count(self.collection, {"doc_id": doc_id})
+        if deleted:
+            self.store.delete_where(self.collection, {"doc_id": doc_id})
+        return deleted
+
+    def search(self, query: str, **options: Any) -> list[Hit]:
+        """Best sections for a query: `top_k=5`, `filters={...}`, `score_threshold=None`."""
+        self._require_collection()
+        return retrieval.search(self, query, **options)
+
+    async def asearch(self, query: str, **options: Any) -> list[Hit]:
+        """`search` without blocking the event loop."""
+        self._require_collection()
+        return await retrieval.asearch(self, query, **options)
+
+    def _require_collection(self) -> None:
+        self.store.collection_info(self.collection)  # CollectionNotFoundError names the existing ones
 
     def _recorded_model(self) -> str | None:
         try:

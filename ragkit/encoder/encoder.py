@@ -10,43 +10,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer
 
 from ragkit.encoder.batching import plan_batches
 from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
 from ragkit.encoder.resolve import resolve_model
+from ragkit.encoder.tokens import TokenCounter
 from ragkit.errors import InputError, InputTooLongError
 
 log = logging.getLogger(__name__)
 
 CPU_BATCH_TOKENS = 16_384
 CUDA_BATCH_TOKENS = 131_072
-
-
-class TokenCounter:
-    """Counts tokens with a model's own tokenizer, special tokens included.
-
-    Picklable (as the tokenizer's JSON), so parsing workers can section documents without the model.
-    """
-
-    def __init__(self, tokenizer: Tokenizer) -> None:
-        self._tokenizer = tokenizer
-
-    def __call__(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
-
-    def __reduce__(self) -> tuple[Callable[[str], TokenCounter], tuple[str]]:
-        return _counter_from_json, (self._tokenizer.to_str(),)
-
-
-def _counter_from_json(tokenizer_json: str) -> TokenCounter:
-    return TokenCounter(Tokenizer.from_str(tokenizer_json))
 
 
 @dataclass

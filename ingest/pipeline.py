@@ -1,0 +1,293 @@
+"""The ingestion job: discover -> (workers) parse + section -> (main) embed -> (writer thread) upsert.
+
+Crash safety comes from the collection itself. Every point carries its document's hash and section
+count; a document counts as done only when exactly `section_count` points with one hash exist. A
+document is written by upserting its new points (deterministic ids, so repeats are harmless) and then
+deleting the ones that are no longer part of it. A job killed anywhere leaves either the old complete
+set, a state that the next run sees as incomplete and redoes, or the new complete set.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.discover import discover, document_hash, document_id
+from ingest.parse import UnsupportedFormatError
+from ingest.prepare import DocState, Job, Prepared, prepare
+from ingest.report import IngestReport, Progress
+from ingest.sections import Section
+from ragkit.encoder import TokenCounter
+from ragkit.errors import InputError, RagkitError, StoreError
+from ragkit.store import Point, Store, point_id
+
+if TYPE_CHECKING:
+    from ragkit.kit import Kit
+
+log = logging.getLogger("ragkit.ingest")
+
+PAYLOAD_FIELDS = (
+    "text", "doc_id", "source", "title", "breadcrumb", "section_index", "section_count",
+    "page_start", "page_end", "tokens", "doc_hash",
+)  # fmt: skip
+STATE_FIELDS = ["doc_id", "doc_hash", "section_count", "source"]
+EMBED_FLUSH_TOKENS = 65_536  # sections of several documents are embedded together, for full batches
+
+
+def run(
+    kit: Kit,
+    paths: list[Path],
+    *,
+    max_tokens: int | None = None,
+    prune: bool = False,
+    workers: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = False,
+    report: Path | None = None,
+) -> IngestReport:
+    """Bring the collection in line with the files under `paths`; return (and optionally write) the report.
+
+    `workers` parsing processes (default: up to 4; 0 parses in this process); `metadata` is stored with
+    every section; `prune` deletes documents under `paths` whose files are gone.
+    """
+    started = time.perf_counter()
+    encoder = kit.encoder
+    limit = _max_tokens(max_tokens, encoder.max_length)
+    metadata = _check_metadata(metadata or {})
+    store, collection = kit.store, kit.collection
+    store.ensure_collection(collection, dim=encoder.dim, model=encoder.name)
+    result = IngestReport(collection=collection, model=encoder.name)
+
+    found = discover(paths)
+    for path in found.missing:
+        result.fail(path, "no such file or directory")
+    for path in found.unsupported:
+        result.skip(path, f"unsupported file type {path.suffix or '(none)'!r}")
+    result.documents_seen = len(found.files) + len(found.unsupported) + len(found.missing)
+    states = _read_states(store, collection)
+    jobs = []
+    for path in found.files:
+        doc_id = document_id(path)
+        try:
+            doc_hash = document_hash(path, max_tokens=limit, metadata=metadata)
+        except OSError as exc:
+            result.fail(path, f"cannot read: {exc.strerror or exc}")
+            continue
+        old = states.get(doc_id)
+        if old is not None and old.complete(doc_hash):
+            result.documents_unchanged += 1
+        else:
+            jobs.append(Job(path, doc_id, doc_hash, old))
+
+    bar = Progress(len(jobs), enabled=progress)
+    tokens_before = encoder.stats.tokens
+    try:
+        with _Writer(store, collection) as writer:
+            pending: list[Prepared] = []
+            for outcome in _prepare_all(jobs, encoder.token_counter, limit, workers):
+                if isinstance(outcome, Prepared):
+                    pending.append(outcome)
+                else:
+                    job, error = outcome
+                    if isinstance(error, UnsupportedFormatError):
+                        result.skip(job.path, str(error))
+                    else:
+                        result.fail(job.path, str(error))
+                    bar.advance(documents=1)
+                if sum(s.tokens for p in pending for s in p.sections) >= EMBED_FLUSH_TOKENS:
+                    _embed_and_write(pending, encoder, writer, metadata, result, bar)
+                    pending = []
+            _embed_and_write(pending, encoder, writer, metadata, result, bar)
+        result.sections_deleted += writer.sections_deleted
+    finally:
+        bar.close()
+    result.tokens_embedded = encoder.stats.tokens - tokens_before
+    if prune:
+        _prune(store, collection, states, {document_id(p) for p in found.files}, paths, result)
+    result.seconds = round(time.perf_counter() - started, 3)
+    log.info(result.summary())
+    if report is not None:
+        result.write(report)
+    return result
+
+
+def _max_tokens(requested: int | None, model_limit: int) -> int:
+    if requested is None:
+        return model_limit
+    if not 16 <= requested <= model_limit:
+        raise InputError(f"max_tokens={requested} must be between 16 and the model's limit of {model_limit}")
+    return requested
+
+
+def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    clash = sorted(set(metadata) & set(PAYLOAD_FIELDS))
+    if clash:
+        raise InputError(
+            f"metadata keys {clash} are reserved by ragkit's payload ({', '.join(PAYLOAD_FIELDS)})"
+        )
+    return metadata
+
+
+def _read_states(store: Store, collection: str) -> dict[str, DocState]:
+    states: dict[str, DocState] = {}
+    for pid, payload in store.scroll_payloads(collection, STATE_FIELDS):
+        state = states.setdefault(payload.get("doc_id", ""), DocState(source=payload.get("source", "")))
+        state.ids.append(pid)
+        state.hashes.add(payload.get("doc_hash", ""))
+        state.section_count = payload.get("section_count", -1)
+    return states
+
+
+def _prepare_all(
+    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None
+) -> Iterator[Prepared | tuple[Job, Exception]]:
+    """Yield each job's sections or error, with at most 2 × workers documents in flight."""
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    if workers == 0 or len(jobs) <= 1:
+        for job in jobs:
+            try:
+                yield prepare(job, counter, max_tokens)
+            except Exception as exc:  # one bad document never stops the job
+                yield job, _reportable(exc)
+        return
+    # spawn, not fork: the parent holds torch's thread pools, which a forked child can deadlock on.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        remaining = iter(jobs)
+        in_flight: dict[Future[Prepared], Job] = {}
+        while True:
+            while len(in_flight) < 2 * workers and (job := next(remaining, None)) is not None:
+                in_flight[pool.submit(prepare, job, counter, max_tokens)] = job
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = in_flight.pop(future)
+                try:
+                    yield future.result()
+                except Exception as exc:
+                    yield job, _reportable(exc)
+
+
+def _reportable(exc: Exception) -> Exception:
+    if isinstance(exc, RagkitError):
+        return exc
+    return RagkitError(f"{type(exc).__name__}: {exc}")
+
+
+def _embed_and_write(
+    batch: list[Prepared],
+    encoder: Any,
+    writer: _Writer,
+    metadata: dict[str, Any],
+    result: IngestReport,
+    bar: Progress,
+) -> None:
+    texts = [section.embed_text for prepared in batch for section in prepared.sections]
+    if not texts:
+        return
+    vectors = iter(encoder.encode(texts))
+    for prepared in batch:
+        points = [
+            _point(prepared, index, section, next(vectors), metadata)
+            for index, section in enumerate(prepared.sections)
+        ]
+        writer.put(prepared, points)
+        result.documents_ingested += 1
+        result.sections_embedded += len(points)
+        bar.advance(documents=1, sections=len(points), tokens=sum(s.tokens for s in prepared.sections))
+
+
+def _point(prepared: Prepared, index: int, section: Section, vector: Any, metadata: dict[str, Any]) -> Point:
+    job = prepared.job
+    payload = metadata | {
+        "text": section.text,
+        "doc_id": job.doc_id,
+        "source": str(job.path),
+        "title": prepared.title,
+        "breadcrumb": list(section.breadcrumb),
+        "section_index": index,
+        "section_count": len(prepared.sections),
+        "page_start": section.page_start,
+        "page_end": section.page_end,
+        "tokens": section.tokens,
+        "doc_hash": job.doc_hash,
+    }
+    return Point(point_id(job.doc_id, index, section.embed_text), vector, payload)
+
+
+class _Writer:
+    """Upserts beside the embedding loop, through a bounded queue, so memory stays flat.
+
+    Per document: upsert the new points, then delete its stale ones. The first store error stops the
+    writer; the job then ends with that error, and what was written converges on the next run.
+    """
+
+    def __init__(self, store: Store, collection: str, depth: int = 4) -> None:
+        self._store, self._collection = store, collection
+        self._queue: queue.Queue[tuple[Prepared, list[Point]] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="ragkit-writer", daemon=True)
+        self.sections_deleted = 0
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def put(self, prepared: Prepared, points: list[Point]) -> None:
+        self._raise_if_failed()
+        self._queue.put((prepared, points))
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise StoreError(
+                f"writing to collection {self._collection!r} failed: {self._error}"
+            ) from self._error
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so the producer never blocks on a dead writer
+            prepared, points = item
+            try:
+                self._store.upsert(self._collection, points)
+                old = prepared.job.old
+                stale = sorted(set(old.ids) - {p.id for p in points}) if old else []
+                if stale:
+                    self._store.delete_points(self._collection, stale)
+                    self.sections_deleted += len(stale)
+            except BaseException as exc:  # reported by the producer thread
+                self._error = exc
+
+
+def _prune(
+    store: Store,
+    collection: str,
+    states: dict[str, DocState],
+    present: set[str],
+    roots: list[Path],
+    result: IngestReport,
+) -> None:
+    """Delete documents whose source lies under one of the roots but is no longer there."""
+    resolved = [root.expanduser().resolve() for root in roots]
+    for doc_id, state in states.items():
+        source = Path(state.source)
+        if doc_id in present or not any(source == r or r in source.parents for r in resolved):
+            continue
+        store.delete_where(collection, {"doc_id": doc_id})
+        result.documents_deleted += 1
+        result.sections_deleted += len(state.ids)
