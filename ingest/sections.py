@@ -291,7 +291,10 @@ def _nest(doc: ParsedDocument) -> tuple[_Node, list[_Node], list[_Block]]:
             level = max(element.level or 1, 1)
             while open_nodes[-1].level >= level:
                 open_nodes.pop()
-            node = _Node(breadcrumb=(*open_nodes[-1].breadcrumb, _one_line(text)), level=level)
+            parent, crumb = open_nodes[-1].breadcrumb, _one_line(text)
+            # A document's first heading is usually its title: "Guide > Guide > Install" says nothing more.
+            breadcrumb = parent if parent == root.breadcrumb == (crumb,) else (*parent, crumb)
+            node = _Node(breadcrumb=breadcrumb, level=level)
             open_nodes[-1].children.append(node)
             open_nodes.append(node)
             nodes.append(node)
