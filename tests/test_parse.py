@@ -1,0 +1,580 @@
+"""ingest.parse: every supported format parsed for real, offline, into headings, text, lists, tables, code."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pickle
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+
+import docx
+import pptx
+import pytest
+import spacy
+import unstructured.nlp.tokenize as unstructured_nlp
+from pptx.util import Inches
+from pypdf import PdfReader, PdfWriter
+
+from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, ParsedDocument
+from ingest.parse import SUPPORTED_SUFFIXES, UnsupportedFormatError, nlp_backend, parse
+from ragkit.errors import ParseError
+
+# ------------------------------------------------------------------------------------- helpers ----
+
+
+def write_pdf(
+    path: Path, pages: list[list[tuple[float, float, str, bool]]], title: str | None = None
+) -> Path:
+    """A real, minimal PDF: one line of Helvetica (or Helvetica-Bold) per (size, y, text, bold) tuple."""
+    objects: list[bytes] = [b"", b""]  # catalog and page tree, filled in once the pages exist
+    fonts = {
+        False: _pdf_add(objects, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"),
+        True: _pdf_add(objects, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>"),
+    }
+    kids = []
+    for lines in pages:
+        stream = "\n".join(
+            f"BT /F{int(bold)} {size} Tf 72 {y} Td ({_pdf_escape(text)}) Tj ET"
+            for size, y, text, bold in lines
+        ).encode("latin-1")
+        content = _pdf_add(objects, b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        resources = b"<< /Font << /F0 %d 0 R /F1 %d 0 R >> >>" % (fonts[False], fonts[True])
+        page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R /Resources %s >>"
+        kids.append(_pdf_add(objects, page % (content, resources)))
+    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % k for k in kids),
+        len(kids),
+    )
+    trailer = b"<< /Size %d /Root 1 0 R" % (len(objects) + 1)
+    if title:
+        trailer += b" /Info %d 0 R" % _pdf_add(objects, b"<< /Title (%s) >>" % _pdf_escape(title).encode())
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    path.write_bytes(bytes(out))
+    return path
+
+
+def _pdf_add(objects: list[bytes], body: bytes) -> int:
+    objects.append(body)
+    return len(objects)
+
+
+def _pdf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def paragraph(top: float, *lines: str) -> list[tuple[float, float, str, bool]]:
+    """Body text: 11 pt lines 14 pt apart, which pdfminer groups into one text box."""
+    return [(11, top - 14 * number, line, False) for number, line in enumerate(lines)]
+
+
+def on_page(number: int, *lines: tuple[float, float, str, bool]) -> list[tuple[float, float, str, bool]]:
+    """Page lines between a running header and a page number, as a report has them."""
+    return [(9, 765, "ragkit design notes", False), *lines, (9, 30, str(number), False)]
+
+
+REPORT_PAGES = [
+    on_page(
+        1,
+        (20, 700, "Parsing Long Documents", False),
+        *paragraph(
+            670, "Long documents are cut into whole sections before embedding.", "Each keeps its heading."
+        ),
+        (15, 610, "Background", True),
+        *paragraph(585, "Retrieval works better when a passage carries its context."),
+    ),
+    on_page(
+        2,
+        (15, 700, "Method", True),
+        (12, 670, "How sections get breadcrumbs", True),
+        *paragraph(645, "A breadcrumb lists the headings above a section.", "It is stored with every point."),
+    ),
+    on_page(
+        3,
+        (15, 700, "Results", True),
+        *paragraph(675, "Whole sections beat fixed-size chunks."),
+        (11, 640, "Figure 2: recall by document length", False),  # short, verbless, but set as body text
+        (11, 610, "\xb7 Breadcrumbs are cheap", True),  # a bold bullet point (0xB7 is Helvetica's bullet)
+        (11, 590, "2. Ablations", True),  # a numbered heading at body size, set in bold
+    ),
+]
+# What the report must parse into, page by page: headings by type size and weight, the running header
+# and page numbers gone, every other line kept.
+REPORT_ELEMENTS = [
+    (HEADING, "Parsing Long Documents", 1, 1),
+    (TEXT, "Long documents are cut into whole sections before embedding. Each keeps its heading.", None, 1),
+    (HEADING, "Background", 2, 1),
+    (TEXT, "Retrieval works better when a passage carries its context.", None, 1),
+    (HEADING, "Method", 2, 2),
+    (HEADING, "How sections get breadcrumbs", 3, 2),  # a verb in it: typography decides, not grammar
+    (TEXT, "A breadcrumb lists the headings above a section. It is stored with every point.", None, 2),
+    (HEADING, "Results", 2, 3),
+    (TEXT, "Whole sections beat fixed-size chunks.", None, 3),
+    (TEXT, "Figure 2: recall by document length", None, 3),
+    (LIST_ITEM, "Breadcrumbs are cheap", None, 3),
+    (HEADING, "2. Ablations", 4, 3),
+]
+
+
+def kinds(document: ParsedDocument) -> list[tuple[str, str, int | None]]:
+    return [(element.kind, element.text, element.level) for element in document.elements]
+
+
+def all_text(document: ParsedDocument) -> str:
+    return " ".join(" ".join(element.text for element in document.elements).split())
+
+
+# ------------------------------------------------------------------------------ formats: text ----
+
+
+def test_plain_text_tells_headings_from_prose(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text(
+        "Getting started\n\n"
+        "The parser stores elements in reading order.\n\n"
+        "Test results\n\n"
+        "Whole sections were embedded in one piece. Recall rose on long reports.\n\n"
+        "- keep headings\n\n"
+        "We use Qdrant for storage\n"
+    )
+
+    document = parse(path)
+
+    assert kinds(document) == [
+        (HEADING, "Getting started", 1),
+        (TEXT, "The parser stores elements in reading order.", None),
+        (HEADING, "Test results", 1),
+        (TEXT, "Whole sections were embedded in one piece. Recall rose on long reports.", None),
+        (LIST_ITEM, "keep headings", None),
+        (TEXT, "We use Qdrant for storage", None),
+    ]
+    assert document.title == "Getting started"
+    assert document.path == path
+
+
+def test_text_without_headings_is_titled_by_file_stem(tmp_path: Path) -> None:
+    path = tmp_path / "meeting-notes.txt"
+    path.write_text("We agreed to ship the parser first.\n")
+
+    assert parse(path).title == "meeting-notes"
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-8-sig", "utf-16"])
+def test_text_in_other_encodings_is_decoded_not_rejected(tmp_path: Path, encoding: str) -> None:
+    text = "Le garçon a mangé une crème brûlée à Zürich, naïvement."
+    if encoding == "cp1252":
+        text += " Il a payé 5\u20ac \u201cseulement\u201d."
+    path = tmp_path / "french.txt"
+    path.write_bytes(text.encode(encoding))
+
+    assert all_text(parse(path)) == text
+
+
+def test_empty_and_blank_files_have_no_extractable_text(tmp_path: Path) -> None:
+    for name, content in [("empty.txt", ""), ("blank.md", "  \n\n\t\n"), ("empty.html", "")]:
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(ParseError, match=rf"{name}: no extractable text"):
+            parse(path)
+
+
+def test_binary_data_renamed_txt_is_refused(tmp_path: Path) -> None:
+    with_nul = tmp_path / "image.txt"
+    with_nul.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    without_nul = tmp_path / "blob.txt"
+    without_nul.write_bytes(bytes(range(1, 32)) * 20 + b"some text")
+
+    with pytest.raises(ParseError, match=r"image\.txt: contains NUL bytes"):
+        parse(with_nul)
+    with pytest.raises(ParseError, match=r"blob\.txt: not text: \d+ of \d+ characters are control"):
+        parse(without_nul)
+
+
+def test_text_in_a_non_western_legacy_encoding_is_refused_not_garbled(tmp_path: Path) -> None:
+    path = tmp_path / "russian.txt"
+    path.write_bytes("Привет, это русский текст в старой кодировке Windows.".encode("cp1251"))
+
+    with pytest.raises(ParseError, match=r"russian\.txt: text is neither UTF-8 nor Western"):
+        parse(path)
+
+
+# -------------------------------------------------------------------------- formats: markup ----
+
+
+def test_markdown_keeps_heading_levels_lists_code_and_tables(tmp_path: Path) -> None:
+    path = tmp_path / "guide.md"
+    path.write_text(
+        "---\ntitle: The Ragkit Guide\nauthor: someone\n---\n\n"
+        "# Install\n\nRun the installer once.\n\n"
+        "## Options\n\n- fast mode\n- exact mode\n\n"
+        "```python\ndef parse(path):\n    return path\n```\n\n"
+        "### Limits\n\n| name | tokens |\n|------|--------|\n| gte  | 8192   |\n"
+    )
+
+    document = parse(path)
+
+    assert kinds(document) == [
+        (HEADING, "Install", 1),
+        (TEXT, "Run the installer once.", None),
+        (HEADING, "Options", 2),
+        (LIST_ITEM, "fast mode", None),
+        (LIST_ITEM, "exact mode", None),
+        (CODE, "def parse(path):\n    return path", None),
+        (HEADING, "Limits", 3),
+        (TABLE, "name | tokens\ngte | 8192", None),
+    ]
+    assert document.title == "The Ragkit Guide"  # from the front matter, which is not body text
+
+
+def test_html_title_headings_and_table_rows(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>Search API</title></head><body>"
+        "<h1>Endpoints</h1><p>The service answers queries.</p>"
+        "<h2>Query</h2><ul><li>text</li><li>limit</li></ul>"
+        "<table><tr><th>field</th><th>type</th></tr><tr><td>limit</td><td>int</td></tr></table>"
+        "</body></html>"
+    )
+
+    document = parse(path)
+
+    assert document.title == "Search API"
+    assert kinds(document) == [
+        (HEADING, "Endpoints", 1),
+        (TEXT, "The service answers queries.", None),
+        (HEADING, "Query", 2),
+        (LIST_ITEM, "text", None),
+        (LIST_ITEM, "limit", None),
+        (TABLE, "field | type\nlimit | int", None),
+    ]
+
+
+def test_html_is_read_in_its_declared_charset(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.htm"
+    path.write_bytes(
+        '<meta charset="windows-1252"><p>Caf\u00e9 \u201cdeluxe\u201d costs 5\u20ac.</p>'.encode("cp1252")
+    )
+
+    assert all_text(parse(path)) == "Caf\u00e9 \u201cdeluxe\u201d costs 5\u20ac."
+
+
+def test_html_that_is_not_in_its_declared_charset_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "lying.html"
+    path.write_bytes('<meta charset="utf-8"><p>Caf\u00e9 cr\u00e8me</p>'.encode("latin-1"))
+
+    with pytest.raises(ParseError, match=r"lying\.html: text is not valid utf-8"):
+        parse(path)
+
+
+# -------------------------------------------------------------------------- formats: office ----
+
+
+def test_docx_heading_styles_give_levels_and_core_title(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.core_properties.title = "Annual Report"
+    document.sections[0].header.paragraphs[0].text = "Company confidential"
+    document.sections[0].footer.paragraphs[0].text = "Printed copy"
+    document.add_heading("Summary", level=1)
+    document.add_paragraph("Revenue grew in every region this year.")
+    document.add_heading("Regions", level=2)
+    document.add_paragraph("north", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    for cell, text in zip(table._cells, ["region", "growth", "north", "12%"], strict=True):
+        cell.text = text
+    document.add_heading("Method notes", level=3)
+    path = tmp_path / "report.docx"
+    document.save(path)
+
+    parsed = parse(path)
+
+    assert parsed.title == "Annual Report"
+    assert kinds(parsed) == [
+        (HEADING, "Summary", 1),
+        (TEXT, "Revenue grew in every region this year.", None),
+        (HEADING, "Regions", 2),
+        (LIST_ITEM, "north", None),
+        (TABLE, "region | growth\nnorth | 12%", None),
+        (HEADING, "Method notes", 3),
+    ]
+    assert "confidential" not in all_text(parsed)  # page header and footer are furniture
+    assert all(element.page is None for element in parsed.elements)
+
+
+def test_docx_without_title_property_is_titled_by_its_first_top_level_heading(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_heading("Preface", level=2)
+    document.add_heading("Operations Manual", level=1)
+    document.add_paragraph("Read this first.")
+    path = tmp_path / "manual.docx"
+    document.save(path)
+
+    assert parse(path).title == "Operations Manual"
+
+
+def test_pptx_slide_titles_are_headings_with_slide_numbers(tmp_path: Path) -> None:
+    presentation = pptx.Presentation()
+    presentation.core_properties.title = "Quarterly Review"
+    first = presentation.slides.add_slide(presentation.slide_layouts[1])
+    first.shapes.title.text = "Highlights"
+    first.placeholders[1].text = "Revenue up\nCosts down"
+    first.notes_slide.notes_text_frame.text = "Mention the new region."
+    second = presentation.slides.add_slide(presentation.slide_layouts[5])
+    second.shapes.title.text = "Next steps"
+    box = second.shapes.add_textbox(Inches(1), Inches(2), Inches(6), Inches(1))
+    box.text_frame.text = "Hire two engineers"
+    path = tmp_path / "review.pptx"
+    presentation.save(path)
+
+    parsed = parse(path)
+
+    assert parsed.title == "Quarterly Review"
+    assert [(element.kind, element.text, element.level, element.page) for element in parsed.elements] == [
+        (HEADING, "Highlights", 1, 1),
+        (TEXT, "Revenue up", None, 1),
+        (TEXT, "Costs down", None, 1),
+        (TEXT, "Mention the new region.", None, 1),  # speaker notes close their own slide
+        (HEADING, "Next steps", 1, 2),
+        (TEXT, "Hire two engineers", None, 2),
+    ]
+
+
+def test_email_subject_is_the_title_and_body_the_text(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Index rebuild finished"
+    message["From"] = "ops@example.com"
+    message["To"] = "team@example.com"
+    message.set_content("The nightly rebuild finished without errors.\n\nIt took forty minutes.\n")
+    path = tmp_path / "rebuild.eml"
+    path.write_bytes(bytes(message))
+
+    parsed = parse(path)
+
+    assert parsed.title == "Index rebuild finished"
+    assert all_text(parsed) == "The nightly rebuild finished without errors. It took forty minutes."
+
+
+def test_email_attachments_are_named_in_the_log_not_merged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Slides attached"
+    message.set_content("Here are the slides from today.\n")
+    message.add_attachment(b"%PDF-1.4 ...", maintype="application", subtype="pdf", filename="deck.pdf")
+    path = tmp_path / "slides.eml"
+    path.write_bytes(bytes(message))
+
+    parsed = parse(path)
+
+    assert all_text(parsed) == "Here are the slides from today."
+    assert "slides.eml: attachments not indexed: deck.pdf" in caplog.text
+
+
+@pytest.mark.parametrize(("suffix", "delimiter"), [(".csv", ","), (".tsv", "\t")])
+def test_delimited_files_become_one_table_with_header_row(
+    tmp_path: Path, suffix: str, delimiter: str
+) -> None:
+    path = tmp_path / f"cities{suffix}"
+    rows = [["city", "country"], ["Zürich", "Schweiz"], ["Köln", "Deutschland"]]
+    path.write_bytes("\n".join(delimiter.join(row) for row in rows).encode("latin-1"))
+
+    assert kinds(parse(path)) == [(TABLE, "city | country\nZürich | Schweiz\nKöln | Deutschland", None)]
+
+
+# ----------------------------------------------------------------------------- formats: PDF ----
+
+
+def test_pdf_headings_levels_pages_and_all_text(tmp_path: Path) -> None:
+    parsed = parse(write_pdf(tmp_path / "report.pdf", REPORT_PAGES, title="Design Notes"))
+
+    assert parsed.title == "Design Notes"
+    assert [(element.kind, element.text, element.level, element.page) for element in parsed.elements] == (
+        REPORT_ELEMENTS
+    )
+
+
+def test_pdf_without_title_metadata_is_titled_by_its_top_heading(tmp_path: Path) -> None:
+    assert parse(write_pdf(tmp_path / "report.pdf", REPORT_PAGES)).title == "Parsing Long Documents"
+
+
+def test_pdf_keeps_one_off_text_near_the_page_edge(tmp_path: Path) -> None:
+    pages = [
+        [
+            (9, 770, "Draft for review", False),
+            *paragraph(600, "The body of the letter is short."),
+            (8, 40, "1 A footnote.", False),
+        ]
+    ]
+
+    parsed = parse(write_pdf(tmp_path / "letter.pdf", pages))
+
+    assert all_text(parsed) == "Draft for review The body of the letter is short. 1 A footnote."
+
+
+def test_pdf_set_all_in_one_style_falls_back_to_text_heuristics(tmp_path: Path) -> None:
+    pages = [
+        [
+            (11, 700, "Overview", True),
+            (11, 670, "We ship on Fridays", True),
+            (11, 640, "The service answers queries in milliseconds.", True),
+        ]
+    ]
+
+    assert kinds(parse(write_pdf(tmp_path / "memo.pdf", pages))) == [
+        (HEADING, "Overview", 1),
+        (TEXT, "We ship on Fridays", None),
+        (TEXT, "The service answers queries in milliseconds.", None),
+    ]
+
+
+def test_pdf_without_a_text_layer_has_no_extractable_text(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path / "scan.pdf", [[], []])
+
+    with pytest.raises(ParseError, match=r"scan\.pdf: no extractable text \(2 pages without a text layer"):
+        parse(path)
+
+
+def test_truncated_pdf_is_refused_rather_than_read_in_part(tmp_path: Path) -> None:
+    whole = write_pdf(tmp_path / "whole.pdf", REPORT_PAGES).read_bytes()
+    path = tmp_path / "cut.pdf"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+
+    with pytest.raises(ParseError, match=r"cut\.pdf: PDF is truncated"):
+        parse(path)
+
+
+def test_pdf_locked_with_a_password_is_refused_but_owner_restrictions_are_not(tmp_path: Path) -> None:
+    source = write_pdf(tmp_path / "source.pdf", REPORT_PAGES)
+    for user_password, name in [("secret", "locked.pdf"), ("", "restricted.pdf")]:
+        writer = PdfWriter(clone_from=PdfReader(source))
+        writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+        writer.write(tmp_path / name)
+
+    with pytest.raises(ParseError, match=r"locked\.pdf: PDF is encrypted and needs a password"):
+        parse(tmp_path / "locked.pdf")
+    assert len(parse(tmp_path / "restricted.pdf").elements) == len(REPORT_ELEMENTS)
+
+
+def test_file_that_is_not_a_pdf_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fake.pdf"
+    path.write_text("just some words")
+
+    with pytest.raises(ParseError, match=r"fake\.pdf: not a PDF"):
+        parse(path)
+
+
+# ------------------------------------------------------------------------------ other failures ----
+
+
+def test_unsupported_format_is_its_own_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.xyz"
+    path.write_text("whatever")
+
+    with pytest.raises(UnsupportedFormatError, match=r"data\.xyz: unsupported file type '\.xyz'"):
+        parse(path)
+    assert issubclass(UnsupportedFormatError, ParseError)
+    assert {".txt", ".md", ".html", ".pdf", ".docx", ".pptx", ".eml", ".csv", ".tsv"} <= SUPPORTED_SUFFIXES
+    assert ".xyz" not in SUPPORTED_SUFFIXES
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.0])
+def test_corrupt_docx_is_a_parse_error_naming_the_file(tmp_path: Path, keep: float) -> None:
+    document = docx.Document()
+    document.add_paragraph("Some text that will be cut off.")
+    document.save(tmp_path / "whole.docx")
+    whole = (tmp_path / "whole.docx").read_bytes()
+    path = tmp_path / "broken.docx"
+    path.write_bytes(whole[: int(len(whole) * keep)] or b"not a zip archive at all")
+
+    with pytest.raises(ParseError, match=r"broken\.docx: .*DOCX"):
+        parse(path)
+
+
+def test_missing_file_is_a_parse_error(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match=r"gone\.txt: cannot read: No such file"):
+        parse(tmp_path / "gone.txt")
+
+
+def test_parse_runs_in_a_worker_process_and_its_errors_come_back(tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("Workers parse files in parallel.\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x00\x01\x02")
+
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(parse, good).result().elements[0].text == "Workers parse files in parallel."
+        with pytest.raises(ParseError, match=r"bad\.txt: contains NUL bytes"):
+            pool.submit(parse, bad).result()
+    assert pickle.loads(pickle.dumps(parse)) is parse
+
+
+# ----------------------------------------------------------------------------------- offline ----
+
+
+@pytest.mark.skipif(spacy.util.is_package("en_core_web_sm"), reason="the real spaCy model is installed")
+def test_offline_fallback_replaces_the_missing_spacy_model_once() -> None:
+    assert nlp_backend() == "fallback"
+    assert unstructured_nlp._get_nlp() is unstructured_nlp._get_nlp()  # built once, not per call
+    assert unstructured_nlp.pos_tag("It stores vectors.")[1] == ("stores", "VBZ")
+    assert unstructured_nlp.sent_tokenize("One sentence. Another one.") == ["One sentence.", "Another one."]
+
+
+NETWORK_GUARD = """
+import socket, sys
+from pathlib import Path
+
+attempts = []
+
+def refuse(*args, **kwargs):
+    attempts.append(args)  # recorded, because unstructured's telemetry swallows every exception
+    raise OSError("network access refused by the test")
+
+socket.socket.connect = socket.getaddrinfo = socket.create_connection = refuse
+from ingest.parse import parse  # imports unstructured, whose import is where the telemetry ping sits
+
+for name in sys.argv[1:]:
+    print(name, len(parse(Path(name)).elements))
+print("network-attempts", len(attempts))
+"""
+
+
+def test_a_fresh_process_parses_without_network_telemetry_or_banner(tmp_path: Path) -> None:
+    """First use in a new process is when unstructured would download its model and ping home."""
+    text = tmp_path / "plain.txt"
+    text.write_text("Offline parsing\n\nNothing here needs the internet.\n")
+    pdf = write_pdf(tmp_path / "report.pdf", REPORT_PAGES)
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "UNSTRUCTURED_DISABLE_NOTICE")
+    }
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+
+    run = subprocess.run(
+        [sys.executable, "-c", NETWORK_GUARD, str(text), str(pdf)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [
+        str(text),
+        "2",
+        str(pdf),
+        str(len(REPORT_ELEMENTS)),
+        "network-attempts",
+        "0",
+    ]
+    assert "Unstructured" not in run.stdout + run.stderr  # no usage banner
