@@ -25,7 +25,7 @@ from ragkit.errors import InputError, InputTooLongError
 
 log = logging.getLogger(__name__)
 
-CPU_BATCH_TOKENS = 8_192
+CPU_BATCH_TOKENS = 2_048  # measured: small batches stay in cache and beat large ones on CPU
 CUDA_BATCH_TOKENS = 131_072
 
 
@@ -120,7 +120,7 @@ class Encoder:
         started = time.perf_counter()
         ids = self._fit(self.tokenize(texts), truncate)
         lengths = [len(row) for row in ids]
-        budget = max(batch_tokens or self._default_budget(), self.max_length)
+        budget = batch_tokens or self._default_budget()  # a longer text still gets a batch of its own
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         progress = _progress(sum(lengths), show_progress)
         with torch.inference_mode():
