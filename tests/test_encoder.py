@@ -15,7 +15,20 @@ import torch
 from ragkit import Encoder, InputError, InputTooLongError, ModelLoadError
 from tests.tiny_gte import reference_embedding, write_original_checkpoint
 
-WORDS = "river stone quiet library engine harvest signal orbit lantern meadow copper thunder".split()
+WORDS = [
+    "river",
+    "stone",
+    "quiet",
+    "library",
+    "engine",
+    "harvest",
+    "signal",
+    "orbit",
+    "lantern",
+    "meadow",
+    "copper",
+    "thunder",
+]
 
 
 def prose(n_words: int, seed: int) -> str:
@@ -251,3 +264,28 @@ def test_cuda_half_precision_agrees_with_cpu_fp32(tiny_gte, gte):
     texts = [prose(n, seed=n) for n in (3, 50, 900)]
     cosines = (cuda.encode(texts) * gte.encode(texts)).sum(1)
     assert cosines.min() > 0.99
+
+
+# --- batching ------------------------------------------------------------------------------------
+
+
+def test_batches_respect_the_token_budget_and_cover_every_text():
+    from ragkit.encoder.batching import plan_batches
+
+    rng = random.Random(0)
+    lengths = [8192] + [rng.randint(3, 600) for _ in range(5000)]
+    batches = plan_batches(lengths, budget=4096)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded <= 4096 or len(batch) == 1
+    assert batches[0] == [0]  # the 8192-token text runs alone, longest first
+    waste = sum(len(b) * max(lengths[i] for i in b) for b in batches) / sum(lengths) - 1
+    assert waste < 0.05  # sorting keeps padding negligible
+
+
+def test_many_short_texts_and_one_long_text_come_back_in_input_order(gte):
+    texts = [prose(n, seed=n) for n in range(1, 200)] + [prose(3000, seed=1)] + ["last"]
+    vectors = gte.encode(texts, batch_tokens=1024)
+    for index in (0, 57, 199, 200):
+        assert np.abs(vectors[index] - gte.encode([texts[index]])[0]).max() < 1e-5
