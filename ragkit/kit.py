@@ -17,18 +17,28 @@ from ragkit.retrieval import Hit
 from ragkit.store import CollectionInfo, Store
 
 if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever as LangChainBaseRetriever
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.query_engine import RetrieverQueryEngine
+    from llama_index.core.retrievers import BaseRetriever as LlamaIndexBaseRetriever
+
     from ingest.report import IngestReport
+    from ragkit.query_engine import QueryEngine
 
 
 class Kit:
     """A collection with its store and encoder. Close it (or use `with`) to release an embedded store."""
 
-    def __init__(self, collection: str, store: Store, *, model: str | None, device: str) -> None:
+    def __init__(
+        self, collection: str, store: Store, *, model: str | None, device: str, encoder: Encoder | None = None
+    ) -> None:
         self.collection = collection
         self.store = store
-        self._model = model
+        self._model = model or (encoder.name if encoder else None)
         self._device = device
         self._encoder: Encoder | None = None
+        self._given = encoder  # one loaded encoder can serve several collections
 
     def __enter__(self) -> Kit:
         return self
@@ -44,7 +54,7 @@ class Kit:
         """The collection's encoder: the model named at open, else the one recorded, else the default."""
         if self._encoder is None:
             recorded = self._recorded_model()
-            encoder = Encoder.from_pretrained(
+            encoder = self._given or Encoder.from_pretrained(
                 self._model or recorded or Settings.from_env().model, device=self._device
             )
             if recorded is not None and encoder.name != recorded:
@@ -83,6 +93,42 @@ class Kit:
         self._require_collection()
         return await retrieval.asearch(self, query, **options)
 
+    def query_engine(self, llm: Any = None, **options: Any) -> QueryEngine:
+        """Answers with numbered sources: `top_k`, `context_tokens`, `filters`; see `ragkit.query_engine`."""
+        from ragkit.query_engine import QueryEngine
+
+        return QueryEngine(self, llm, **options)
+
+    def as_langchain_retriever(self, **options: Any) -> LangChainBaseRetriever:
+        """A LangChain retriever over `search`: `k=5`, `filters`, `score_threshold`."""
+        from ragkit.integrations.langchain import LangChainRetriever
+
+        return LangChainRetriever(kit=self, **options)
+
+    def langchain_embeddings(self) -> Embeddings:
+        """The collection's encoder as LangChain `Embeddings`."""
+        from ragkit.integrations.langchain import LangChainEmbeddings
+
+        return LangChainEmbeddings(self.encoder)
+
+    def as_llamaindex_retriever(self, **options: Any) -> LlamaIndexBaseRetriever:
+        """A LlamaIndex retriever over `search`: `similarity_top_k=5`, `filters`, `score_threshold`."""
+        from ragkit.integrations.llamaindex import LlamaIndexRetriever
+
+        return LlamaIndexRetriever(self, **options)
+
+    def llamaindex_embedding(self) -> BaseEmbedding:
+        """The collection's encoder as a LlamaIndex `BaseEmbedding`."""
+        from ragkit.integrations.llamaindex import LlamaIndexEmbedding
+
+        return LlamaIndexEmbedding(self.encoder)
+
+    def as_llamaindex_query_engine(self, llm: Any, **options: Any) -> RetrieverQueryEngine:
+        """A LlamaIndex `RetrieverQueryEngine` with your LlamaIndex LLM; retriever options as above."""
+        from ragkit.integrations.llamaindex import query_engine
+
+        return query_engine(self, llm, **options)
+
     def _require_collection(self) -> None:
         self.store.collection_info(self.collection)  # CollectionNotFoundError names the existing ones
 
@@ -101,11 +147,13 @@ def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads lik
     api_key: str | None = None,
     model: str | None = None,
     device: str | None = None,
+    encoder: Encoder | None = None,
 ) -> Kit:
     """Open a collection in an embedded store folder (`store`) or on a Qdrant server (`url`).
 
     Unset arguments come from the environment (RAGKIT_STORE, RAGKIT_QDRANT_URL, ...); with neither a
-    store nor a URL anywhere, the embedded store in ./ragkit-store is used.
+    store nor a URL anywhere, the embedded store in ./ragkit-store is used. Pass a loaded `encoder` to
+    share one model between collections or to choose its dtype.
     """
     settings = Settings.from_env()
     url = url or (None if store else settings.url)
@@ -113,4 +161,10 @@ def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads lik
         opened = Store.open(url=url, api_key=api_key or settings.api_key)
     else:
         opened = Store.open(path=Path(store or settings.store or DEFAULT_STORE))
-    return Kit(collection or settings.collection, opened, model=model, device=device or settings.device)
+    return Kit(
+        collection or settings.collection,
+        opened,
+        model=model,
+        device=device or settings.device,
+        encoder=encoder,
+    )

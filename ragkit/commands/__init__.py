@@ -1,0 +1,1 @@
+"""Sub-commands of the `ragkit` command line; each module registers its own with `register(...)`."""

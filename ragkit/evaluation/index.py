@@ -1,0 +1,98 @@
+"""Units -> vectors -> points of the evaluation collection, converging the way an ingestion job does.
+
+Point ids come from (document, position, content), so a collection kept with `--store` is brought in
+line by deleting the points that no unit has and embedding only the units it lacks: running the same
+evaluation again embeds nothing, and a run that was interrupted resumes where it stopped.
+
+Payloads follow the ingestion layout (text, doc_id, source, title, breadcrumb, section_index,
+section_count, tokens) less the page numbers and document hash, which a dataset string does not have
+and which the ids make unnecessary here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ragkit.evaluation.units import Unit
+from ragkit.store import Point, Store
+
+if TYPE_CHECKING:
+    from ragkit.encoder import Encoder
+
+# Units embedded (and then written) together: enough for full batches, few enough that progress moves.
+GROUP_TOKENS = {"cuda": 262_144, "cpu": 32_768}
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What indexing did: units wanted, embedded now, found already stored, and stale points removed."""
+
+    units: int
+    embedded: int
+    reused: int
+    deleted: int
+    tokens: int
+    seconds: float
+
+
+def index_units(
+    store: Store, collection: str, encoder: Encoder, units: Sequence[Unit], *, source: str, progress: bool
+) -> IndexStats:
+    """Make `collection` hold exactly one point per unit, embedding only what is not stored yet."""
+    store.ensure_collection(collection, dim=encoder.dim, model=encoder.name)
+    wanted = {unit.point_id: unit for unit in units}
+    present = {point_id for point_id, _ in store.scroll_payloads(collection, [])}
+    stale = sorted(present - wanted.keys())
+    if stale:
+        store.delete_points(collection, stale)
+    # Longest first, so each group holds texts of similar length and batches carry little padding.
+    todo = sorted((u for pid, u in wanted.items() if pid not in present), key=lambda u: -u.tokens)
+    tokens, seconds = encoder.stats.tokens, encoder.stats.seconds
+    with _bar(sum(u.tokens for u in todo), progress) as bar:
+        for group in _groups(todo, GROUP_TOKENS.get(encoder.device.type, GROUP_TOKENS["cuda"])):
+            vectors = encoder.encode([unit.embed_text for unit in group])
+            points = [Point(u.point_id, v, _payload(u, source)) for u, v in zip(group, vectors, strict=True)]
+            store.upsert(collection, points)
+            bar.update(sum(unit.tokens for unit in group))
+    return IndexStats(
+        units=len(wanted),
+        embedded=len(todo),
+        reused=len(wanted) - len(todo),
+        deleted=len(stale),
+        tokens=encoder.stats.tokens - tokens,
+        seconds=encoder.stats.seconds - seconds,
+    )
+
+
+def _groups(units: list[Unit], budget: int) -> Iterator[list[Unit]]:
+    group: list[Unit] = []
+    filled = 0
+    for unit in units:
+        if group and filled + unit.tokens > budget:
+            yield group
+            group, filled = [], 0
+        group.append(unit)
+        filled += unit.tokens
+    if group:
+        yield group
+
+
+def _payload(unit: Unit, source: str) -> dict[str, Any]:
+    return {
+        "text": unit.text,
+        "doc_id": unit.doc_id,
+        "source": source,
+        "title": unit.title,
+        "breadcrumb": list(unit.breadcrumb),
+        "section_index": unit.position,
+        "section_count": unit.count,
+        "tokens": unit.tokens,
+    }
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="tok", unit_scale=True, desc="embedding", disable=not enabled)

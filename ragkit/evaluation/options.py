@@ -1,0 +1,19 @@
+"""The choices of an evaluation run, apart from the runner so that they can be made without loading torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Strategy = Literal["section", "chunk"]
+STRATEGIES: tuple[Strategy, ...] = ("section", "chunk")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to cut documents (whole sections, or windows of `chunk_tokens`) and how many documents each
+    query ranks."""
+
+    strategy: Strategy = "section"
+    chunk_tokens: int = 512
+    top_k: int = 100
