@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from ragkit.config import Settings
     from ragkit.encoder import Encoder
     from ragkit.kit import Kit, open
+    from ragkit.llm import LLM, LLMError
+    from ragkit.query_engine import QueryEngine, QueryResponse
     from ragkit.retrieval import Hit
 
 __version__ = "0.1.0"
@@ -35,6 +37,10 @@ _LAZY = {
     "Kit": "ragkit.kit",
     "open": "ragkit.kit",
     "Settings": "ragkit.config",
+    "LLM": "ragkit.llm",
+    "LLMError": "ragkit.llm",
+    "QueryEngine": "ragkit.query_engine",
+    "QueryResponse": "ragkit.query_engine",
 }
 
 
@@ -51,9 +57,13 @@ __all__ = [
     "InputError",
     "InputTooLongError",
     "Kit",
+    "LLM",
+    "LLMError",
     "ModelLoadError",
     "ModelMismatchError",
     "ParseError",
+    "QueryEngine",
+    "QueryResponse",
     "RagkitError",
     "Settings",
     "StoreError",

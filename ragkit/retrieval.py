@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ragkit.errors import InputError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ragkit.kit import Kit
 
 MAX_TOP_K = 1000
@@ -41,6 +43,18 @@ def search(
     """The best `top_k` sections for `query`, best first."""
     _check_query(query, top_k)
     vector = kit.encoder.encode([query], truncate=True)[0]
+    return search_vector(kit, vector, top_k=top_k, filters=filters, score_threshold=score_threshold)
+
+
+def search_vector(
+    kit: Kit,
+    vector: np.ndarray,
+    *,
+    top_k: int = 5,
+    filters: dict[str, Any] | None = None,
+    score_threshold: float | None = None,
+) -> list[Hit]:
+    """`search` for a query embedded already: the HTTP service embeds concurrent queries in one batch."""
     stored = kit.store.search(
         kit.collection, vector, top_k=top_k, filters=filters, score_threshold=score_threshold
     )

@@ -1,0 +1,196 @@
+"""Pluggable LLMs for the query engine: one small interface over the kinds of models people already have.
+
+The query engine only needs "prompt in, text out", sync and async. Users arrive with a plain function, a
+LangChain model, a LlamaIndex LLM or an OpenAI-compatible server (vLLM, Ollama, llama.cpp, a hosted API);
+`as_llm` wraps each in an `LLM`, so the engine never branches on where the model came from. The
+frameworks are optional extras: an object can only be one of theirs if its framework is already imported,
+so they are recognised without importing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ragkit.errors import InputError, RagkitError
+
+LLM_ENVIRONMENT_VARIABLES = {
+    "RAGKIT_LLM_URL": "OpenAI-compatible base URL for `ragkit query` answers, e.g. http://localhost:8000/v1",
+    "RAGKIT_LLM_MODEL": "model name sent to that server (default: default)",
+    "RAGKIT_LLM_API_KEY": "bearer token for that server, if it wants one",
+}
+DEFAULT_TIMEOUT = 120.0
+
+
+class LLMError(RagkitError):
+    """The LLM could not be reached, refused the request, or answered something that is not text."""
+
+
+class LLM(ABC):
+    """Prompt in, text out. Subclasses implement `complete`; `acomplete` defaults to a worker thread."""
+
+    @abstractmethod
+    def complete(self, prompt: str) -> str: ...
+
+    async def acomplete(self, prompt: str) -> str:
+        return await asyncio.to_thread(self.complete, prompt)
+
+
+class CallableLLM(LLM):
+    """Any `prompt -> str` function: the simplest way to plug in a model, and a scripted one in tests."""
+
+    def __init__(self, function: Callable[[str], str]) -> None:
+        self.function = function
+
+    def complete(self, prompt: str) -> str:
+        return _text(self.function(prompt), self.function)
+
+
+class LangChainLLM(LLM):
+    """A LangChain chat model or LLM; its reply (a message or a string) is reduced to text."""
+
+    def __init__(self, model: Any) -> None:
+        from langchain_core.output_parsers import StrOutputParser
+
+        self.model = model
+        self._chain = model | StrOutputParser()
+
+    def complete(self, prompt: str) -> str:
+        return _text(self._chain.invoke(prompt), self.model)
+
+    async def acomplete(self, prompt: str) -> str:
+        return _text(await self._chain.ainvoke(prompt), self.model)
+
+
+class LlamaIndexLLM(LLM):
+    """A LlamaIndex LLM, through its completion API (chat-only models adapt themselves there)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def complete(self, prompt: str) -> str:
+        return _text(self.model.complete(prompt).text, self.model)
+
+    async def acomplete(self, prompt: str) -> str:
+        return _text((await self.model.acomplete(prompt)).text, self.model)
+
+
+class OpenAICompatibleLLM(LLM):
+    """POST {url}/chat/completions, as served by OpenAI, vLLM, Ollama, llama.cpp and most gateways.
+
+    Temperature 0: a grounded answer should not vary between runs of the same question.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str = "default",
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"LLM url {url!r} must start with http:// or https://")
+        self.url = url.rstrip("/")
+        self.model = model
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = timeout
+
+    @classmethod
+    def from_env(cls, *, url: str | None = None, model: str | None = None) -> OpenAICompatibleLLM | None:
+        """The server in RAGKIT_LLM_URL (RAGKIT_LLM_MODEL, RAGKIT_LLM_API_KEY), `url`/`model` overriding.
+
+        None when no URL is given anywhere; the API key is only read from the environment, so it stays
+        out of shell histories and process lists.
+        """
+        url = url or _env("RAGKIT_LLM_URL")
+        if url is None:
+            return None
+        return cls(
+            url, model=model or _env("RAGKIT_LLM_MODEL") or "default", api_key=_env("RAGKIT_LLM_API_KEY")
+        )
+
+    def complete(self, prompt: str) -> str:
+        try:
+            with httpx.Client(timeout=self._timeout) as client:
+                response = client.post(**self._request(prompt))
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        return self._parse(response)
+
+    async def acomplete(self, prompt: str) -> str:
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                response = await client.post(**self._request(prompt))
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        return self._parse(response)
+
+    def _request(self, prompt: str) -> dict[str, Any]:
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
+        return {"url": f"{self.url}/chat/completions", "json": body, "headers": self._headers}
+
+    def _unreachable(self, exc: httpx.HTTPError) -> LLMError:
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMError(
+                f"the LLM at {self.url} did not answer within {self._timeout:g}s ({type(exc).__name__}); "
+                "a long context on a slow model may need a larger timeout"
+            )
+        return LLMError(
+            f"cannot reach the LLM at {self.url}: {type(exc).__name__}: {exc}. "
+            "Check the URL (RAGKIT_LLM_URL or --llm-url) and that the server is running"
+        )
+
+    def _parse(self, response: httpx.Response) -> str:
+        if response.is_error:
+            raise LLMError(
+                f"the LLM at {self.url} answered HTTP {response.status_code} {response.reason_phrase}: "
+                f"{response.text[:500]}"
+            )
+        try:
+            return _text(response.json()["choices"][0]["message"]["content"], self.url)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError(
+                f"the LLM at {self.url} answered something that is not an OpenAI chat completion: "
+                f"{response.text[:500]}"
+            ) from exc
+
+
+def as_llm(llm: Any) -> LLM | None:
+    """Wrap whatever the user passed; None means the server in RAGKIT_LLM_URL, or no LLM at all."""
+    if llm is None:
+        return OpenAICompatibleLLM.from_env()
+    if isinstance(llm, LLM):
+        return llm
+    if "langchain_core" in sys.modules:
+        from langchain_core.language_models import BaseLanguageModel
+
+        if isinstance(llm, BaseLanguageModel):
+            return LangChainLLM(llm)
+    if "llama_index.core" in sys.modules:
+        from llama_index.core.llms import LLM as LlamaIndexBase
+
+        if isinstance(llm, LlamaIndexBase):
+            return LlamaIndexLLM(llm)
+    if callable(llm):
+        return CallableLLM(llm)
+    raise InputError(
+        f"llm must be a function prompt -> str, a LangChain chat model, a LlamaIndex LLM or a "
+        f"ragkit.llm.LLM, got {type(llm).__name__}"
+    )
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def _text(answer: Any, origin: Any) -> str:
+    if not isinstance(answer, str):
+        raise LLMError(f"the LLM {origin!r} returned {type(answer).__name__}, not text")
+    return answer

@@ -1,0 +1,226 @@
+"""`Kit.search` / `Kit.asearch` and `ragkit search`, end to end: minilm, embedded Qdrant, a written corpus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+import ragkit
+from ragkit.cli import main
+from ragkit.commands.search import parse_filters
+from ragkit.errors import CollectionNotFoundError, InputError, ModelMismatchError
+from tests import corpus
+
+QUESTIONS = [
+    ("how do astronomers discover planets around other stars", "transit method"),
+    ("why does the tail of a comet point away from the sun", "Halley"),
+    ("can light escape from the event horizon", "Hawking radiation"),
+    ("how should I sharpen a kitchen knife", "whetstone"),
+    ("my espresso shot tastes sour, what should I change", "under-extracted"),
+    ("a rock that floats on water", "Pumice"),
+    ("baking bread with a wild yeast starter", "Sourdough rises"),
+]
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    ingested = corpus.ingest(tmp_path_factory.mktemp("retrieval"))
+    yield ingested
+    ingested.kit.close()
+
+
+@pytest.fixture(scope="module")
+def kit(ingested):
+    return ingested.kit
+
+
+@pytest.fixture(scope="module")
+def docs(ingested) -> Path:
+    return ingested.docs
+
+
+@pytest.fixture
+def store_copy(ingested, tmp_path) -> Path:
+    """The store in a folder of its own, which the CLI can open while the module's kit holds the original."""
+    return Path(shutil.copytree(ingested.store, tmp_path / "store"))
+
+
+@pytest.mark.parametrize(("question", "phrase"), QUESTIONS)
+def test_each_question_finds_its_section_first(kit, question, phrase):
+    hits = kit.search(question, top_k=3)
+    assert phrase in hits[0].text
+    assert hits[0].score > hits[-1].score
+
+
+def test_hits_are_best_first_with_the_section_metadata(kit, docs):
+    hits = kit.search("comets and their tails", top_k=10)
+    assert len(hits) == 10
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    top = hits[0]
+    uuid.UUID(top.id)
+    assert top.metadata["source"] == str(docs / "astronomy.md")
+    assert top.metadata["title"] == "Astronomy notes"
+    assert top.metadata["breadcrumb"][-1] == "Comets"
+    assert top.metadata["section_index"] == 2
+    assert {"doc_id", "page_start", "page_end"} <= top.metadata.keys()
+    assert "text" not in top.metadata
+
+
+def test_a_source_filter_keeps_only_that_document(kit, docs):
+    source = str(docs / "astronomy.md")
+    hits = kit.search("how do I brew espresso", top_k=10, filters={"source": source})
+    assert len(hits) == 3
+    assert {h.metadata["source"] for h in hits} == {source}
+
+
+def test_an_any_of_filter_keeps_the_listed_documents(kit):
+    volcano = kit.search("pumice", top_k=1)[0].metadata["doc_id"]
+    astronomy = kit.search("comets", top_k=1)[0].metadata["doc_id"]
+    hits = kit.search("espresso", top_k=10, filters={"doc_id": [volcano, astronomy]})
+    assert {h.metadata["doc_id"] for h in hits} == {volcano, astronomy}
+    assert len(hits) == 4
+
+
+def test_a_range_filter_narrows_by_number(kit):
+    unfiltered = kit.search("sourdough bread starter", top_k=1)[0]
+    assert unfiltered.metadata["section_index"] == 0
+    hits = kit.search("sourdough bread starter", top_k=10, filters={"section_index": {"gte": 1, "lt": 2}})
+    assert hits and all(h.metadata["section_index"] == 1 for h in hits)
+    assert all("Sourdough rises" not in h.text for h in hits)
+
+
+def test_a_score_threshold_drops_weak_hits(kit):
+    everything = kit.search("knife sharpening", top_k=10)
+    threshold = (everything[0].score + everything[-1].score) / 2
+    strong = kit.search("knife sharpening", top_k=10, score_threshold=threshold)
+    assert 0 < len(strong) < len(everything)
+    assert all(h.score >= threshold for h in strong)
+
+
+def test_asearch_matches_search_without_blocking_the_loop(kit):
+    async def search_while_ticking():
+        ticks = 0
+        task = asyncio.create_task(kit.asearch("a rock that floats on water", top_k=3))
+        while not task.done():
+            ticks += 1
+            await asyncio.sleep(0.001)
+        return await task, ticks
+
+    hits, ticks = asyncio.run(search_while_ticking())
+    assert [h.id for h in hits] == [h.id for h in kit.search("a rock that floats on water", top_k=3)]
+    assert ticks > 1
+
+
+@pytest.mark.parametrize("query", ["", "   \n"])
+def test_an_empty_query_is_refused(kit, query):
+    with pytest.raises(InputError, match="query is empty"):
+        kit.search(query)
+
+
+def test_an_unknown_filter_operator_is_refused(kit):
+    with pytest.raises(InputError, match="unknown range operator.*between"):
+        kit.search("comets", filters={"section_index": {"between": [1, 2]}})
+
+
+def test_a_missing_collection_is_a_clear_error(tmp_path):
+    with (
+        ragkit.open("nope", store=tmp_path / "empty", model="minilm") as kit,
+        pytest.raises(CollectionNotFoundError, match="collection 'nope' not found"),
+    ):
+        kit.search("comets")
+
+
+def test_a_collection_built_with_another_model_is_refused(tmp_path):
+    with ragkit.open("other", store=tmp_path / "store", model="minilm", device="cpu") as kit:
+        kit.store.ensure_collection("other", dim=384, model="someone/another-model")
+        with pytest.raises(ModelMismatchError, match="someone/another-model"):
+            kit.search("comets")
+
+
+@pytest.mark.parametrize(
+    ("flags", "filters"),
+    [
+        ([], None),
+        (["source=docs/a.md"], {"source": "docs/a.md"}),
+        (["section_index=2"], {"section_index": 2}),
+        (['doc_id="42"'], {"doc_id": "42"}),
+        (["flag=true"], {"flag": True}),
+        (["doc_id=a", "doc_id=b", "doc_id=c"], {"doc_id": ["a", "b", "c"]}),
+        (["page_start>=3", "page_start<7"], {"page_start": {"gte": 3, "lt": 7}}),
+        (["score>0.5"], {"score": {"gt": 0.5}}),
+        (["title=a=b"], {"title": "a=b"}),
+    ],
+)
+def test_filter_flags_become_search_filters(flags, filters):
+    assert parse_filters(flags) == filters
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["no-operator"], "expected KEY=VALUE"),
+        (["=value"], "expected KEY=VALUE"),
+        (["page_start>=three"], "needs a number"),
+        (["page_start>=3", "page_start=4"], "already has a range"),
+        (["page_start=4", "page_start<9"], "already has a value"),
+    ],
+)
+def test_malformed_filter_flags_are_refused(flags, message):
+    with pytest.raises(InputError, match=message):
+        parse_filters(flags)
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_search_prints_a_table(store_copy, capsys):
+    store = ["--store", str(store_copy), "--collection", corpus.COLLECTION]
+    code, out, _ = _run(capsys, "search", "how should I sharpen a kitchen knife", *store, "--top-k", "2")
+    assert code == 0
+    header, first, second = out.strip().splitlines()
+    assert header.split() == ["#", "score", "source", "section", "pages", "text"]
+    assert first.startswith("1 ") and "Knife care" in first and "kitchen" in first
+    assert second.startswith("2 ")
+
+
+def test_cli_search_json_applies_filters(store_copy, docs, capsys):
+    source = str(docs / "volcanoes.txt")
+    store = ["--store", str(store_copy), "--collection", corpus.COLLECTION]
+    code, out, _ = _run(capsys, "search", "espresso", *store, "--filter", f"source={source}", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["query"] == "espresso"
+    assert [hit["metadata"]["source"] for hit in result["hits"]] == [source]
+    assert "Pumice" in result["hits"][0]["text"]
+    assert set(result["hits"][0]) == {"id", "score", "text", "metadata"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["search", "comets", "--collection", "nope"],
+            "collection 'nope' not found .*existing collections: corpus",
+        ),
+        (["search", " ", "--collection", corpus.COLLECTION], "the query is empty"),
+        (
+            ["search", "comets", "--collection", corpus.COLLECTION, "--filter", "page_start>x"],
+            "needs a number",
+        ),
+    ],
+)
+def test_cli_search_errors_are_one_clear_line(store_copy, capsys, argv, message):
+    code, out, err = _run(capsys, *argv, "--store", str(store_copy))
+    assert code == 2
+    assert out == ""
+    assert re.match(f"ragkit: error: .*{message}", err)
+    assert len(err.strip().splitlines()) == 1
