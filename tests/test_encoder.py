@@ -289,3 +289,7 @@ def test_many_short_texts_and_one_long_text_come_back_in_input_order(gte):
     vectors = gte.encode(texts, batch_tokens=1024)
     for index in (0, 57, 199, 200):
         assert np.abs(vectors[index] - gte.encode([texts[index]])[0]).max() < 1e-5
+
+
+def test_the_packaged_minilm_has_one_name_by_alias_or_by_directory(minilm_path):
+    assert Encoder.from_pretrained(minilm_path).name == Encoder.from_pretrained("minilm").name

