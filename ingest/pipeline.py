@@ -39,6 +39,7 @@ PAYLOAD_FIELDS = (
     "page_start", "page_end", "tokens", "doc_hash",
 )  # fmt: skip
 STATE_FIELDS = ["doc_id", "doc_hash", "section_count", "source"]
+SMALL_JOB_DOCUMENTS = 32
 EMBED_FLUSH_TOKENS = 65_536  # sections of several documents are embedded together, for full batches
 
 
@@ -150,7 +151,8 @@ def _prepare_all(
     jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None
 ) -> Iterator[Prepared | tuple[Job, Exception]]:
     """Yield each job's sections or error, with at most 2 × workers documents in flight."""
-    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    if workers is None:
+        workers = _auto_workers(len(jobs))
     if workers == 0 or len(jobs) <= 1:
         for job in jobs:
             try:
@@ -175,6 +177,14 @@ def _prepare_all(
                     yield future.result()
                 except Exception as exc:
                     yield job, _reportable(exc)
+
+
+def _auto_workers(documents: int) -> int:
+    """Parsing processes by default: none for small jobs, where starting them (each imports the
+    parsers, ~5 s) costs more than parsing; else up to 4, leaving the embedding loop a core."""
+    if documents < SMALL_JOB_DOCUMENTS:
+        return 0
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 def _reportable(exc: Exception) -> Exception:
