@@ -15,7 +15,7 @@ from ragkit.errors import RagkitError
 Command = Callable[[argparse.Namespace], int]
 
 # Each module adds its sub-command through `register(commands, store_flags)`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("ragkit.commands.search", "ragkit.commands.eval", "ragkit.commands.serve")
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--max-tokens", type=int, help="section size limit (default: the model's limit)")
     ingest.add_argument("--prune", action="store_true", help="delete documents whose files are gone")
     ingest.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
-    ingest.add_argument("--workers", type=int, help="parsing processes (default up to 4; 0 = in-process)")
+    ingest.add_argument(
+        "--workers",
+        type=int,
+        help="parsing processes (default: 0 for small jobs, else up to 4; 0 = in-process)",
+    )
     ingest.add_argument(
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
     )

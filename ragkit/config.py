@@ -48,4 +48,8 @@ ENVIRONMENT_VARIABLES = {
     "RAGKIT_QDRANT_API_KEY": "API key for the Qdrant server",
     "RAGKIT_DEVICE": "auto (CUDA when present), cpu, cuda, cuda:1 ...",
     "RAGKIT_COLLECTION": "default collection name; default documents",
+    "RAGKIT_API_KEY": "ragkit serve: API key clients send as 'Authorization: Bearer <key>' (all collections)",
+    "RAGKIT_API_KEYS_FILE": "ragkit serve: JSON file mapping API keys to the collections they may use",
+    "RAGKIT_WORK_DIR": "ragkit serve: folder where uploads are staged; default ./ragkit-work",
+    "RAGKIT_MAX_UPLOAD_MB": "ragkit serve: largest accepted upload in MiB; default 50",
 }

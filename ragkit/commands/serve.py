@@ -1,0 +1,119 @@
+"""`ragkit serve`: the HTTP API and the search page over a store's collections."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ragkit.errors import InputError
+
+log = logging.getLogger("ragkit.server")
+
+SECURITY_HELP = """\
+security:
+  Clients send 'Authorization: Bearer <key>'. Keys come from RAGKIT_API_KEY (every collection) and
+  --keys-file, a JSON object mapping each key to the collections it may use or to "*":
+    {"<key for team a>": ["manuals", "contracts"], "<admin key>": "*"}
+  Keys are at least 16 characters. Without any key the server only binds a loopback address, unless
+  --insecure says that the network in front of it is trusted.
+"""
+
+
+def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="HTTP search API and search page",
+        description="Serve search, answers, ingestion and metrics over HTTP (OpenAPI docs at /docs).",
+        epilog=SECURITY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_flags(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--keys-file", type=Path, metavar="FILE", help="API keys and their collections (RAGKIT_API_KEYS_FILE)"
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow binding a non-loopback address without API keys"
+    )
+    serve.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="where uploads are staged (RAGKIT_WORK_DIR, default ./ragkit-work)",
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=int,
+        metavar="N",
+        help="largest accepted upload (RAGKIT_MAX_UPLOAD_MB, default 50)",
+    )
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the exposure, open the store, then serve until interrupted."""
+    from ragkit.server.auth import KeyRing
+    from ragkit.server.config import DEFAULT_MAX_UPLOAD_MB, DEFAULT_WORK_DIR, ServerConfig
+
+    keys_file = args.keys_file or _env("RAGKIT_API_KEYS_FILE")
+    keys = KeyRing.load(_env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
+    check_exposure(args.host, keys_enabled=keys.enabled, insecure=args.insecure)
+    max_upload_mb = args.max_upload_mb
+    if max_upload_mb is None:
+        max_upload_mb = int(_env("RAGKIT_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
+    if max_upload_mb < 1:
+        raise InputError(f"the upload limit must be at least 1 MiB, got {max_upload_mb}")
+    config = ServerConfig(
+        collection=args.collection,
+        store=args.store,
+        url=args.url,
+        qdrant_api_key=args.api_key,
+        model=args.model,
+        device=args.device,
+        keys=keys,
+        work_dir=args.work_dir or Path(_env("RAGKIT_WORK_DIR") or DEFAULT_WORK_DIR),
+        max_upload_bytes=max_upload_mb * 2**20,
+    )
+
+    import uvicorn
+
+    from ragkit.server import create_app
+
+    app = create_app(config)
+    if not keys.enabled:
+        log.warning(
+            "API keys are off: anyone who can reach %s:%d can search and ingest", args.host, args.port
+        )
+    log_level = "debug" if args.verbose else "info"
+    uvicorn.run(app, host=args.host, port=args.port, server_header=False, log_level=log_level)
+    return 0
+
+
+def check_exposure(host: str, *, keys_enabled: bool, insecure: bool) -> None:
+    """Refuse to serve beyond this machine without keys, unless the operator says so explicitly."""
+    if keys_enabled or insecure or _is_loopback(host):
+        return
+    raise InputError(
+        f"refusing to serve on {host} without API keys: anyone on the network could read and change the "
+        "collections. Set RAGKIT_API_KEY or --keys-file, bind 127.0.0.1, or pass --insecure if a trusted "
+        "proxy in front does the authentication"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name could resolve to anything
+        return False
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None

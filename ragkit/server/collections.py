@@ -1,0 +1,145 @@
+"""The service's collections: one Kit per collection over one shared Store, and the view of a collection
+that code running outside the engine thread (ingestion jobs, the query engine) works through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import ragkit
+from ragkit.config import Settings
+from ragkit.encoder import EncodeStats
+from ragkit.errors import CollectionNotFoundError
+from ragkit.kit import Kit
+
+if TYPE_CHECKING:
+    from ragkit.encoder import Encoder, TokenCounter
+    from ragkit.retrieval import Hit
+    from ragkit.server.engine import Engine
+
+# Ingestion slices of ~2k tokens on CPU (about one encoder batch there) and ~32k on CUDA (a quarter of
+# one), at ~4 characters per token: a search that arrives during an upload waits for one slice at most.
+_SLICE_CHARS = {"cpu": 8_000, "cuda": 128_000}
+
+
+class Collections:
+    """Kits by collection name, each opened once. Used from the engine thread only, so it needs no lock.
+
+    All Kits share the Store opened at start: an embedded store folder can be opened once per process,
+    and a server client is reusable. Each Kit loads its collection's recorded model on first use.
+    """
+
+    def __init__(self, default: Kit, *, model: str | None, device: str) -> None:
+        self.default = default
+        self._model = model
+        self._device = device
+        self._kits: dict[str, Kit] = {}  # only collections seen to exist (or being created)
+
+    @classmethod
+    def open(
+        cls,
+        collection: str | None,
+        *,
+        store: str | None,
+        url: str | None,
+        api_key: str | None,
+        model: str | None,
+        device: str | None,
+    ) -> Collections:
+        """Open the store now, so a locked folder or an unreachable server fails before the port opens."""
+        default = ragkit.open(collection, store=store, url=url, api_key=api_key, model=model, device=device)
+        return cls(default, model=model, device=device or Settings.from_env().device)
+
+    @property
+    def store(self) -> Any:
+        return self.default.store
+
+    def get(self, name: str, *, create: bool = False) -> Kit:
+        """The Kit of an existing collection; with `create`, also of one that ingestion will create."""
+        kit = self._kits.get(name)
+        if kit is None:
+            # Checked before a Kit is made, so that requests naming random collections cannot pile up
+            # Kits (and load models) for collections that do not exist; and answered here, because the
+            # store's own message lists every collection, which a key limited to some should not see.
+            if not create and name not in self.store.collections():
+                raise CollectionNotFoundError(f"collection {name!r} not found")
+            if name == self.default.collection:
+                kit = self.default
+            else:
+                kit = Kit(name, self.store, model=self._model, device=self._device)
+            self._kits[name] = kit
+        return kit
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class CollectionView:
+    """A collection as seen from outside the engine thread: the parts of `Kit` that the ingestion
+    pipeline and the query engine use, with every model call routed through the engine.
+
+    Searches join the engine's micro-batches; the store is used directly, as it serialises embedded calls
+    itself and a server client is thread-safe.
+    """
+
+    def __init__(self, engine: Engine, kit: Kit, encoder: Encoder, *, background: bool) -> None:
+        self.collection = kit.collection
+        self.store = kit.store
+        self.encoder = RoutedEncoder(engine, encoder, background=background)
+        self._engine = engine
+
+    def search(self, query: str, **options: Any) -> list[Hit]:
+        return self._engine.search(self.collection, query, **options).result()
+
+    async def asearch(self, query: str, **options: Any) -> list[Hit]:
+        return await asyncio.wrap_future(self._engine.search(self.collection, query, **options))
+
+
+class RoutedEncoder:
+    """An `Encoder` stand-in whose `encode` runs on the engine thread.
+
+    Background (ingestion) work is cut into slices queued behind requests. `stats` counts this object's
+    own work only, so an ingestion report's token count is not inflated by concurrent searches. Token
+    counting stays on the calling thread: it only reads the Rust tokenizer, which is thread-safe.
+    """
+
+    def __init__(self, engine: Engine, encoder: Encoder, *, background: bool) -> None:
+        self.name: str = encoder.name
+        self.dim: int = encoder.dim
+        self.max_length: int = encoder.max_length
+        self.token_counter: TokenCounter = encoder.token_counter
+        self.stats = EncodeStats()
+        self._engine = engine
+        self._encoder = encoder
+        self._background = background
+        self._slice_chars = _SLICE_CHARS.get(encoder.device.type, _SLICE_CHARS["cpu"])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._encoder.count_tokens(texts)
+
+    def encode(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+        parts = self._slices(list(texts)) if self._background else [list(texts)]
+        futures = [
+            self._engine.encode(self._encoder, part, background=self._background, **options) for part in parts
+        ]
+        results = [future.result() for future in futures]
+        self.stats.texts += len(texts)
+        self.stats.tokens += sum(tokens for _, tokens in results)
+        if not results:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.concatenate([vectors for vectors, _ in results])
+
+    def _slices(self, texts: list[str]) -> list[list[str]]:
+        slices: list[list[str]] = []
+        size = 0
+        for text in texts:
+            if not slices or size + len(text) > self._slice_chars:
+                slices.append([])
+                size = 0
+            slices[-1].append(text)
+            size += len(text)
+        return slices

@@ -1,0 +1,151 @@
+"""The engine thread: the one thread that runs the encoders and the store calls, batching searches.
+
+One thread because a model runs fastest fed one large batch at a time, and the embedded Qdrant store
+serves one call at a time anyway; with a single owner neither needs more locking, and concurrent
+queries can be merged. Searches that arrive while the thread is busy wait in the queue and are then
+embedded together, one encoder call per collection (natural batching): no timer delays a lone request,
+and under load the batches grow by themselves up to MAX_BATCH.
+
+Two lanes: requests (searches and other API calls) always go first; ingestion's encoder slices run
+only when no request waits, so a long upload never stalls search for more than one slice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from itertools import groupby
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ragkit import retrieval
+from ragkit.errors import StoreError
+from ragkit.retrieval import Hit
+
+if TYPE_CHECKING:
+    from ragkit.encoder import Encoder
+    from ragkit.server.collections import Collections
+    from ragkit.server.metrics import Metrics
+
+MAX_BATCH = 64
+
+
+@dataclass
+class _Search:
+    collection: str
+    query: str
+    options: dict[str, Any]  # top_k, filters, score_threshold
+    future: Future[list[Hit]]
+
+
+@dataclass
+class _Call:
+    function: Callable[[], Any]
+    future: Future[Any]
+
+
+class Engine:
+    """Runs submitted work on its own thread; every submit returns a `concurrent.futures.Future`."""
+
+    def __init__(self, collections: Collections, metrics: Metrics) -> None:
+        self._collections = collections
+        self._metrics = metrics
+        self._requests: deque[_Search | _Call] = deque()
+        self._background: deque[_Call] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="ragkit-engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the task in hand, cancel the queued ones, and end the thread."""
+        with self._wake:
+            self._stopping = True
+            pending = [*self._requests, *self._background]
+            self._requests.clear()
+            self._background.clear()
+            self._wake.notify()
+        for task in pending:
+            task.future.cancel()
+        self._thread.join()
+
+    def search(self, collection: str, query: str, **options: Any) -> Future[list[Hit]]:
+        """Best sections of `collection` for `query`; `options` as for `ragkit.retrieval.search`."""
+        return self._submit(self._requests, _Search(collection, query, options, Future()))
+
+    def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run `function(*args, **kwargs)` on the engine thread, ahead of any ingestion work."""
+        return self._submit(self._requests, _Call(partial(function, *args, **kwargs), Future()))
+
+    def encode(
+        self, encoder: Encoder, texts: Sequence[str], *, background: bool, **options: Any
+    ) -> Future[tuple[np.ndarray, int]]:
+        """`encoder.encode(texts, **options)` on the engine thread: the vectors and the tokens embedded."""
+        lane = self._background if background else self._requests
+        return self._submit(lane, _Call(partial(self._encode, encoder, texts, **options), Future()))
+
+    def _submit(self, lane: deque[Any], task: _Search | _Call) -> Future[Any]:
+        with self._wake:
+            if self._stopping:
+                raise StoreError("the service is shutting down")
+            lane.append(task)
+            self._metrics.queue_depth.set(len(self._requests) + len(self._background))
+            self._wake.notify()
+        return task.future
+
+    def _loop(self) -> None:
+        while (tasks := self._next()) is not None:
+            for task in tasks:
+                if isinstance(task, _Call):
+                    _settle(task.future, task.function)
+            searches = sorted((t for t in tasks if isinstance(t, _Search)), key=lambda t: t.collection)
+            for collection, group in groupby(searches, key=lambda t: t.collection):
+                self._run_searches(collection, list(group))
+
+    def _next(self) -> list[_Search | _Call] | None:
+        """The next tasks to run (None to stop): every waiting request up to MAX_BATCH, else one slice."""
+        with self._wake:
+            while not (self._requests or self._background or self._stopping):
+                self._wake.wait()
+            if self._stopping:
+                return None
+            if self._requests:
+                taken = [self._requests.popleft() for _ in range(min(len(self._requests), MAX_BATCH))]
+            else:
+                taken = [self._background.popleft()]
+            self._metrics.queue_depth.set(len(self._requests) + len(self._background))
+        # A request whose client went away was cancelled; it is skipped, and can no longer be cancelled.
+        return [task for task in taken if task.future.set_running_or_notify_cancel()]
+
+    def _run_searches(self, collection: str, searches: list[_Search]) -> None:
+        try:
+            kit = self._collections.get(collection)
+            vectors, _ = self._encode(kit.encoder, [s.query for s in searches], truncate=True)
+        except Exception as exc:  # the collection or its model is unusable: every search in it fails alike
+            for search in searches:
+                search.future.set_exception(exc)
+            return
+        self._metrics.search_batch.observe(len(searches))
+        for search, vector in zip(searches, vectors, strict=True):
+            _settle(search.future, partial(retrieval.search_vector, kit, vector, **search.options))
+
+    def _encode(self, encoder: Encoder, texts: Sequence[str], **options: Any) -> tuple[np.ndarray, int]:
+        before = encoder.stats.tokens
+        vectors = encoder.encode(texts, **options)
+        tokens = encoder.stats.tokens - before  # exact: only this thread runs the encoder
+        self._metrics.embedding_tokens.inc(tokens)
+        return vectors, tokens
+
+
+def _settle(future: Future[Any], function: Callable[[], Any]) -> None:
+    try:
+        future.set_result(function())
+    except Exception as exc:  # delivered to the waiting request, which maps it to a response
+        future.set_exception(exc)

@@ -1,0 +1,80 @@
+"""The notebooks run top to bottom, offline, with the packaged minilm model, so they never rot.
+
+They are kept without outputs in the repository (a diff should show code, not plots); executing them
+here also checks that the cells still show what their text promises.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def read(name: str):
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def execute(name: str, monkeypatch: pytest.MonkeyPatch):
+    """Run a notebook from its folder, as a reader would, in a fresh kernel that imports this checkout."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = read(name)
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    client.execute()
+    return notebook
+
+
+def text_of(cell) -> str:
+    return "".join(
+        output.get("text", "") for output in cell.get("outputs", []) if output["output_type"] == "stream"
+    )
+
+
+def images_of(notebook) -> int:
+    return sum(
+        "image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "long_documents.ipynb"])
+def test_notebooks_are_stored_without_outputs(name: str) -> None:
+    for cell in read(name).cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: strip the outputs"
+
+
+def test_quickstart_ingests_searches_filters_and_plugs_into_both_frameworks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cells = [cell for cell in execute("quickstart.ipynb", monkeypatch).cells if cell.cell_type == "code"]
+    outputs = [text_of(cell) for cell in cells]
+    assert "3 documents: 3 ingested" in outputs[1]
+    assert "3 unchanged" in outputs[2]
+    search = outputs[3].splitlines()
+    assert "gardening.txt" in search[0]  # the tomato section comes first
+    assert "qdrant-basics.md" in outputs[4] and "gardening.txt" not in outputs[4]  # one source only
+    assert "gardening.txt" not in outputs[5]
+    assert "[1]" in outputs[6] and "twice a week" in outputs[6]
+    assert "Question: How often should tomatoes be watered?" in outputs[7]
+    assert "water them deeply twice a week" in outputs[7]  # the retrieved section reached the prompt
+    assert "long-context.html" in outputs[8].splitlines()[0]
+
+
+def test_long_documents_plots_section_lengths_and_compares_sections_with_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notebook = execute("long_documents.ipynb", monkeypatch)
+    assert images_of(notebook) == 2  # the length histogram and the comparison chart
+    printed = "\n".join(text_of(cell) for cell in notebook.cells if cell.cell_type == "code")
+    assert "function sections that fit gte-*-en-v1.5 (8192)" in printed
+    table = [line for line in printed.splitlines() if line.strip().startswith(("sections |", "chunks |"))]
+    assert len(table) == 2
