@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,33 +151,57 @@ def _read_states(store: Store, collection: str) -> dict[str, DocState]:
 def _prepare_all(
     jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None
 ) -> Iterator[Prepared | tuple[Job, Exception]]:
-    """Yield each job's sections or error, with at most 2 × workers documents in flight."""
-    if workers is None:
-        workers = _auto_workers(len(jobs))
+    """Yield each job's sections or error, with at most 2 × workers documents in flight.
+
+    If the worker pool breaks (a parser crashed its process, or spawn cannot re-import the caller's
+    script, as from stdin), the unfinished documents are parsed here instead: the job still completes.
+    """
+    workers = _auto_workers(len(jobs)) if workers is None else workers
     if workers == 0 or len(jobs) <= 1:
-        for job in jobs:
-            try:
-                yield prepare(job, counter, max_tokens)
-            except Exception as exc:  # one bad document never stops the job
-                yield job, _reportable(exc)
+        yield from _prepare_here(jobs, counter, max_tokens)
         return
+    done: set[int] = set()
+    try:
+        yield from _prepare_in_pool(jobs, counter, max_tokens, workers, done)
+    except BrokenProcessPool as exc:
+        log.warning("parsing workers stopped (%s); parsing the remaining documents in this process", exc)
+        yield from _prepare_here([job for i, job in enumerate(jobs) if i not in done], counter, max_tokens)
+
+
+def _prepare_here(
+    jobs: list[Job], counter: TokenCounter, max_tokens: int
+) -> Iterator[Prepared | tuple[Job, Exception]]:
+    for job in jobs:
+        try:
+            yield prepare(job, counter, max_tokens)
+        except Exception as exc:  # one bad document never stops the job
+            yield job, _reportable(exc)
+
+
+def _prepare_in_pool(
+    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int, done: set[int]
+) -> Iterator[Prepared | tuple[Job, Exception]]:
     # spawn, not fork: the parent holds torch's thread pools, which a forked child can deadlock on.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        remaining = iter(jobs)
-        in_flight: dict[Future[Prepared], Job] = {}
+        remaining = iter(enumerate(jobs))
+        in_flight: dict[Future[Prepared], int] = {}
         while True:
-            while len(in_flight) < 2 * workers and (job := next(remaining, None)) is not None:
-                in_flight[pool.submit(prepare, job, counter, max_tokens)] = job
+            while len(in_flight) < 2 * workers and (item := next(remaining, None)) is not None:
+                in_flight[pool.submit(prepare, item[1], counter, max_tokens)] = item[0]
             if not in_flight:
                 return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = in_flight.pop(future)
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = in_flight.pop(future)
                 try:
-                    yield future.result()
+                    outcome: Prepared | tuple[Job, Exception] = future.result()
+                except BrokenProcessPool:
+                    raise
                 except Exception as exc:
-                    yield job, _reportable(exc)
+                    outcome = jobs[index], _reportable(exc)
+                done.add(index)
+                yield outcome
 
 
 def _auto_workers(documents: int) -> int:

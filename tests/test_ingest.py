@@ -219,3 +219,17 @@ def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path):
 
     ingest(store, corpus)
     assert points(store, "docs") == clean
+
+
+def test_a_broken_worker_pool_falls_back_to_parsing_in_process(tmp_path):
+    # spawn cannot start workers for a script read from stdin; the job must still complete.
+    corpus = write_corpus(tmp_path / "corpus")
+    script = (
+        "import ragkit\n"
+        f"with ragkit.open('docs', store={str(tmp_path / 'store')!r}, model='minilm') as kit:\n"
+        f"    print(kit.ingest([{str(corpus)!r}], workers=2).documents_ingested)\n"
+    )
+    run = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "3"
+    assert "parsing the remaining documents in this process" in run.stderr
