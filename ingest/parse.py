@@ -421,7 +421,7 @@ class _Partition:
 
 
 def _partition_text(path: Path) -> _Partition:
-    return _Partition(partition_text(text=_decode(path, path.read_bytes())))
+    return _Partition(partition_text(text=_decode(path, path.read_bytes()), languages=NO_LANGUAGE_DETECTION))
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -436,7 +436,7 @@ def _partition_markdown(path: Path) -> _Partition:
         text = text[front_matter.end() :]
         if found := _FRONT_MATTER_TITLE.search(front_matter.group(1)):
             title = found.group(1).strip("'\"")
-    return _Partition(partition_md(text=text) if text.strip() else [], title)
+    return _Partition(partition_md(text=text, languages=NO_LANGUAGE_DETECTION) if text.strip() else [], title)
 
 
 def _partition_html(path: Path) -> _Partition:
@@ -444,7 +444,7 @@ def _partition_html(path: Path) -> _Partition:
     text = _decode(path, data, _html_charset(data))
     if not text.strip():
         return _Partition([])
-    return _Partition(partition_html(text=text), _html_title(text))
+    return _Partition(partition_html(text=text, languages=NO_LANGUAGE_DETECTION), _html_title(text))
 
 
 def _html_title(text: str) -> str | None:
@@ -461,13 +461,16 @@ def _partition_table_file(partitioner: Callable[..., list[UElement]]) -> Callabl
         text = _decode(path, path.read_bytes())
         if not text.strip():
             return _Partition([])
-        return _Partition(partitioner(file=io.BytesIO(text.encode("utf-8"))))
+        return _Partition(partitioner(file=io.BytesIO(text.encode("utf-8")), languages=NO_LANGUAGE_DETECTION))
 
     return partition
 
 
 def _partition_docx(path: Path) -> _Partition:
-    return _Partition(partition_docx(filename=str(path), include_page_breaks=False), _ooxml_title(path))
+    return _Partition(
+        partition_docx(filename=str(path), include_page_breaks=False, languages=NO_LANGUAGE_DETECTION),
+        _ooxml_title(path),
+    )
 
 
 def _partition_pptx(path: Path) -> _Partition:
@@ -481,7 +484,9 @@ def _partition_pptx(path: Path) -> _Partition:
         Text(text=element.text, metadata=element.metadata)
         if isinstance(element, Title) and element.metadata.category_depth
         else element
-        for element in partition_pptx(filename=str(path), include_page_breaks=False)
+        for element in partition_pptx(
+            filename=str(path), include_page_breaks=False, languages=NO_LANGUAGE_DETECTION
+        )
     ]
     return _Partition(_with_slide_notes(path, elements), _ooxml_title(path))
 
@@ -526,7 +531,9 @@ def _partition_email(path: Path) -> _Partition:
     ]
     if attachments:
         logger.warning("%s: attachments not indexed: %s", path, ", ".join(attachments))
-    elements = partition_email(file=io.BytesIO(data), process_attachments=False)
+    elements = partition_email(
+        file=io.BytesIO(data), process_attachments=False, languages=NO_LANGUAGE_DETECTION
+    )
     subject = next((element.metadata.subject for element in elements if element.metadata.subject), None)
     return _Partition(elements, subject)
 
@@ -739,6 +746,9 @@ _FORMATS: dict[str, _Format] = {
     ".csv": _Format("CSV", _partition_table_file(partition_csv)),
     ".tsv": _Format("TSV", _partition_table_file(partition_tsv)),
 }
+# unstructured detects each document's language (langdetect, a quarter of parse time) only to fill
+# metadata ragkit never stores; [""] is its documented "skip" value.
+NO_LANGUAGE_DETECTION = [""]
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_FORMATS)
 
 _KINDS = {"Title": HEADING, "ListItem": LIST_ITEM, "Table": TABLE, "CodeSnippet": CODE}
