@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ragkit.query_engine import Source
+
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
 COLLECTION_PATTERN = r"^[A-Za-z0-9_.-]{1,255}$"
@@ -61,22 +63,9 @@ class SearchResponse(BaseModel):
     hits: list[HitOut]
 
 
-class SourceOut(BaseModel):
-    citation: int
-    id: str
-    source: str
-    title: str
-    breadcrumb: list[str]
-    page_start: int | None
-    page_end: int | None
-    score: float
-    text: str
-    trimmed: bool
-
-
 class QueryResponse(BaseModel):
     answer: str
-    sources: list[SourceOut]
+    sources: list[Source]  # the query engine's own dataclass: one definition of a source
     timings: dict[str, float]
 
 
