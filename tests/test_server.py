@@ -93,7 +93,11 @@ def test_health_and_readiness_need_no_key(client: httpx.Client) -> None:
 
 
 def test_openapi_docs_describe_every_endpoint(client: httpx.Client) -> None:
-    assert "text/html" in client.get("/docs").headers["content-type"]
+    docs = client.get("/docs")
+    assert "text/html" in docs.headers["content-type"]
+    # The page works offline: its script and style come from this server, not a CDN.
+    assert "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text
+    assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {
         "/healthz",

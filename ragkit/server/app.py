@@ -15,10 +15,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 import ragkit
 from ragkit.errors import StoreError
@@ -120,6 +122,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         description="Semantic search over whole-section embeddings of long documents, with answers "
         "that cite their sources. Send `Authorization: Bearer <key>` when the server has keys.",
         lifespan=lifespan,
+        docs_url=None,  # served below from packaged assets: FastAPI's default page loads them from a CDN
     )
     errors.install(app)
     app.add_middleware(BodyLimit, default=MAX_JSON_BYTES, by_path={"/v1/ingest": config.max_upload_body})
@@ -248,7 +251,18 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="ragkit API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
     return app
 
 
