@@ -150,7 +150,9 @@ def main() -> None:
             lambda: st.encode(texts, batch_size=args.st_batch_size, normalize_embeddings=True),
         )
 
-    print(f"model {encoder.name}  device {encoder.device}  dtype {encoder.dtype}  packed={encoder._packed}")
+    print(
+        f"model {encoder.name}  device {encoder.device}  dtype {encoder.dtype}  attention={encoder.attention}"
+    )
     print(f"corpus: {len(texts)} texts, {tokens:,} tokens, max {encoder.max_length} tokens/text")
     print(f"{'tool':<24}{'seconds':>10}{'tokens/s':>14}{'peak MiB':>12}")
     print(f"{'ragkit':<24}{ours_s:>10.2f}{tokens / ours_s:>14,.0f}{ours_mem / 2**20:>12,.0f}")

@@ -257,10 +257,33 @@ def test_cpu_runs_fp32(gte):
     assert next(gte._model.parameters()).dtype == torch.float32
 
 
+def test_cpu_defaults_to_padded_sdpa(gte, minilm):
+    assert gte.attention == minilm.attention == "padded"
+
+
+def test_packed_flex_attention_gives_the_padded_vectors(tiny_gte, gte, monkeypatch):
+    # The packing CUDA uses by default, run here on the CPU: one row, a document mask, no padding.
+    # Flex attention runs eagerly here: inductor's CPU code generation is not what is under test.
+    import transformers.integrations.flex_attention as flex
+
+    monkeypatch.setattr(flex, "is_torchdynamo_compiling", lambda: True)  # makes it call flex_attention as is
+    packed = Encoder.from_pretrained(tiny_gte, attention="flex")
+    texts = [prose(n, seed=n) for n in (3, 700, 40, 1, 120)]
+    assert np.abs(packed.encode(texts) - gte.encode(texts)).max() < 1e-5
+
+
+def test_packing_needs_a_rotary_model(minilm_path):
+    with pytest.raises(InputError, match="rotary-position"):
+        Encoder.from_pretrained(minilm_path, attention="flex")
+    with pytest.raises(InputError, match="not one of"):
+        Encoder.from_pretrained(minilm_path, attention="fast")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path needs a GPU")
 def test_cuda_half_precision_agrees_with_cpu_fp32(tiny_gte, gte):
     cuda = Encoder.from_pretrained(tiny_gte, device="cuda")
     assert cuda.dtype in (torch.bfloat16, torch.float16)
+    assert cuda.attention in ("flash", "flex")  # packed, no padding
     texts = [prose(n, seed=n) for n in (3, 50, 900)]
     cosines = (cuda.encode(texts) * gte.encode(texts)).sum(1)
     assert cosines.min() > 0.99

@@ -1,8 +1,8 @@
 """The encoder: texts in, L2-normalised float32 vectors out, in input order, at full speed.
 
 It runs transformers' native model in inference mode. On CPU it uses fp32 (bf16 on CPUs without
-AMX is hundreds of times slower); on CUDA bf16 (fp16 where bf16 is missing) and, when flash-attn is
-installed, packs a batch's texts into one row with per-text position ids so no padding is computed.
+AMX is hundreds of times slower); on CUDA bf16 (fp16 where bf16 is missing) and packs a batch's texts
+into one row, so no padding is computed (see ragkit.encoder.attention).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ragkit.encoder.attention import FLEX, IMPLEMENTATION, PADDED, document_mask, pick_attention
 from ragkit.encoder.batching import plan_batches
 from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
 from ragkit.encoder.resolve import resolve_model
@@ -51,6 +52,7 @@ class Encoder:
         device: torch.device,
         dtype: torch.dtype,
         max_length: int | None,
+        attention: str = "auto",
     ) -> None:
         self.name = name
         self.device = device
@@ -60,9 +62,10 @@ class Encoder:
         self.stats = EncodeStats()
         self._tokenizer = load_tokenizer(checkpoint.path)
         self.token_counter = TokenCounter(self._tokenizer)
-        self._packed = device.type == "cuda" and checkpoint.is_gte and _flash_attn_available()
-        attn = "flash_attention_2" if self._packed else "sdpa"
-        self._model = load_model(checkpoint, device=device, dtype=dtype, attn_implementation=attn)
+        self.attention = pick_attention(attention, device, packable=checkpoint.is_gte)
+        self._model = load_model(
+            checkpoint, device=device, dtype=dtype, attn_implementation=IMPLEMENTATION[self.attention]
+        )
         self.dim = int(checkpoint.config.hidden_size)
         self._pad_id = int(checkpoint.config.pad_token_id or 0)
         self._sep_id = self._tokenizer.token_to_id("[SEP]") or self._tokenizer.token_to_id("</s>")
@@ -75,11 +78,14 @@ class Encoder:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype | None = None,
         max_length: int | None = None,
+        attention: str = "auto",
     ) -> Encoder:
         """Load a gte-*-en-v1.5 (original or converted) or BERT-family sentence-transformers checkpoint.
 
         `name_or_path` is a directory, a hub id found in the local cache, or an alias
         (`minilm`, `gte-large`, `gte-base`). `max_length` may lower the model's limit, never raise it.
+        `attention`: `auto` (packed flash/flex attention on CUDA for gte, padded SDPA otherwise),
+        `padded`, `flash` or `flex`.
         """
         resolved = resolve_model(name_or_path)
         checkpoint = inspect_checkpoint(resolved.path)
@@ -90,6 +96,7 @@ class Encoder:
             device=torch_device,
             dtype=_pick_dtype(dtype, torch_device),
             max_length=max_length,
+            attention=attention,
         )
 
     def __repr__(self) -> str:
@@ -126,7 +133,9 @@ class Encoder:
         with torch.inference_mode():
             for batch in plan_batches(lengths, budget):
                 rows = [ids[i] for i in batch]
-                out[batch] = self._embed_packed(rows) if self._packed else self._embed_padded(rows)
+                out[batch] = (
+                    self._embed_padded(rows) if self.attention == PADDED else self._embed_packed(rows)
+                )
                 if progress is not None:
                     progress.update(sum(len(row) for row in rows))
         if progress is not None:
@@ -176,12 +185,15 @@ class Encoder:
         return self._finish(pooled)
 
     def _embed_packed(self, rows: list[list[int]]) -> np.ndarray:
-        """One row of concatenated texts; flash-attn's varlen kernel sees the boundaries in position_ids."""
+        """One row of concatenated texts, positions restarting at each; no compute is spent on padding."""
         lengths = torch.tensor([len(row) for row in rows])
         starts = torch.cumsum(lengths, 0) - lengths
         input_ids = torch.tensor([t for row in rows for t in row], device=self.device).unsqueeze(0)
         position_ids = torch.cat([torch.arange(n) for n in lengths.tolist()]).to(self.device).unsqueeze(0)
-        states = self._model(input_ids=input_ids, position_ids=position_ids).last_hidden_state[0].float()
+        # flash-attn finds the boundaries in position_ids; flex attention needs them as a mask.
+        mask = document_mask(lengths.tolist(), self.device) if self.attention == FLEX else None
+        states = self._model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask)
+        states = states.last_hidden_state[0].float()
         if self.pooling.mode == "cls":
             pooled = states[starts.to(self.device)]
         else:
@@ -246,12 +258,6 @@ def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def _flash_attn_available() -> bool:
-    from transformers.utils import is_flash_attn_2_available
-
-    return is_flash_attn_2_available()
 
 
 def _progress(total_tokens: int, enabled: bool):
