@@ -65,6 +65,11 @@ class Kit:
             self._encoder = encoder
         return self._encoder
 
+    @property
+    def loaded_encoder(self) -> Encoder | None:
+        """The encoder if it is loaded already, without loading it: lets other collections share it."""
+        return self._encoder or self._given
+
     def info(self) -> CollectionInfo:
         return self.store.collection_info(self.collection)
 

@@ -499,3 +499,18 @@ def test_every_serve_setting_is_documented_in_the_environment_help() -> None:
         ENVIRONMENT_VARIABLES
     )
     assert json.dumps(ENVIRONMENT_VARIABLES)  # plain strings, printable in --help
+
+
+def test_collections_with_the_same_model_share_one_loaded_encoder(tmp_path: Path) -> None:
+    from ragkit.server.collections import Collections
+
+    ingest_samples(tmp_path / "store", "first")
+    ingest_samples(tmp_path / "store", "second")
+    collections = Collections.open(
+        "first", store=str(tmp_path / "store"), url=None, api_key=None, model=None, device="cpu"
+    )
+    try:
+        loaded = collections.default.encoder
+        assert collections.get("second").encoder is loaded
+    finally:
+        collections.close()

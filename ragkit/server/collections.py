@@ -30,7 +30,8 @@ class Collections:
     """Kits by collection name, each opened once. Used from the engine thread only, so it needs no lock.
 
     All Kits share the Store opened at start: an embedded store folder can be opened once per process,
-    and a server client is reusable. Each Kit loads its collection's recorded model on first use.
+    and a server client is reusable. Collections that record the same model share one loaded copy;
+    a Kit loads its collection's recorded model on first use otherwise.
     """
 
     def __init__(self, default: Kit, *, model: str | None, device: str) -> None:
@@ -70,9 +71,20 @@ class Collections:
             if name == self.default.collection:
                 kit = self.default
             else:
-                kit = Kit(name, self.store, model=self._model, device=self._device)
+                kit = Kit(
+                    name, self.store, model=self._model, device=self._device, encoder=self._loaded_for(name)
+                )
             self._kits[name] = kit
         return kit
+
+    def _loaded_for(self, name: str) -> Encoder | None:
+        """A model already loaded for another collection that `name` records too: one copy per model."""
+        try:
+            recorded = self.store.collection_info(name).model
+        except CollectionNotFoundError:
+            return None
+        loaded = (kit.loaded_encoder for kit in (self.default, *self._kits.values()))
+        return next((encoder for encoder in loaded if encoder is not None and encoder.name == recorded), None)
 
     def close(self) -> None:
         self.store.close()
