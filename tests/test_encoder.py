@@ -261,6 +261,7 @@ def test_cpu_defaults_to_padded_sdpa(gte, minilm):
     assert gte.attention == minilm.attention == "padded"
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 def test_packed_flex_attention_gives_the_padded_vectors(tiny_gte, gte, monkeypatch):
     # The packing CUDA uses by default, run here on the CPU: one row, a document mask, no padding.
     # Flex attention runs eagerly here: inductor's CPU code generation is not what is under test.
