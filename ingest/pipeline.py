@@ -94,7 +94,7 @@ def run(
     try:
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
-            for outcome in _prepare_all(jobs, encoder.token_counter, limit, workers):
+            for outcome in _prepare_all(jobs, encoder.token_counter, limit, workers, encoder.device.type):
                 if isinstance(outcome, Prepared):
                     pending.append(outcome)
                 else:
@@ -149,14 +149,14 @@ def _read_states(store: Store, collection: str) -> dict[str, DocState]:
 
 
 def _prepare_all(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None
+    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None, device: str
 ) -> Iterator[Prepared | tuple[Job, Exception]]:
     """Yield each job's sections or error, with at most 2 × workers documents in flight.
 
     If the worker pool breaks (a parser crashed its process, or spawn cannot re-import the caller's
     script, as from stdin), the unfinished documents are parsed here instead: the job still completes.
     """
-    workers = _auto_workers(len(jobs)) if workers is None else workers
+    workers = _auto_workers(len(jobs), device) if workers is None else workers
     if workers == 0 or len(jobs) <= 1:
         yield from _prepare_here(jobs, counter, max_tokens)
         return
@@ -204,12 +204,14 @@ def _prepare_in_pool(
                 yield outcome
 
 
-def _auto_workers(documents: int) -> int:
-    """Parsing processes by default: none for small jobs, where starting them (each imports the
-    parsers, ~5 s) costs more than parsing; else up to 4, leaving the embedding loop a core."""
-    if documents < SMALL_JOB_DOCUMENTS:
+def _auto_workers(documents: int, device: str) -> int:
+    """Parsing processes by default. None for small jobs, where starting them (each imports the parsers,
+    ~5 s) costs more than it saves; none on a small CPU-only machine either, where the encoder already
+    keeps every core busy. Else up to 4 beside a GPU, fewer beside a CPU encoder."""
+    cpus = os.cpu_count() or 1
+    if documents < SMALL_JOB_DOCUMENTS or (device == "cpu" and cpus <= 4):
         return 0
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+    return max(1, min(4, cpus - 1 if device != "cpu" else cpus // 4))
 
 
 def _reportable(exc: Exception) -> Exception:

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--workers",
         type=int,
-        help="parsing processes (default: 0 for small jobs, else up to 4; 0 = in-process)",
+        help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4)",
     )
     ingest.add_argument(
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"

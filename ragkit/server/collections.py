@@ -123,6 +123,7 @@ class RoutedEncoder:
         self.name: str = encoder.name
         self.dim: int = encoder.dim
         self.max_length: int = encoder.max_length
+        self.device = encoder.device
         self.token_counter: TokenCounter = encoder.token_counter
         self.stats = EncodeStats()
         self._engine = engine
