@@ -1,0 +1,101 @@
+"""Reading text files: BOMs, UTF-8, then Windows-1252/Latin-1; binary and unreadable bytes refused."""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from pathlib import Path
+
+from ragkit.errors import ParseError
+
+logger = logging.getLogger(__name__)
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_MAX_CONTROL_SHARE = 0.05
+# Western text in cp1252 has a few accented letters among ASCII ones; the same bytes of Cyrillic,
+# Greek or CJK text come out almost all non-ASCII.
+_MAX_NON_ASCII_SHARE = 0.3
+_MIN_NON_ASCII_FOR_VERDICT = 20
+_HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+# WHATWG: browsers read these labels as windows-1252, and so do real pages.
+_WINDOWS_1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "ascii", "us-ascii"})
+
+
+def decode(path: Path, data: bytes, declared: str | None = None) -> str:
+    """Bytes of a text file -> str: BOM, else the declared charset, else UTF-8, else Windows-1252.
+
+    Raises ParseError for binary data and for bytes that are not text in the encoding found, naming
+    the file and the cause.
+    """
+    bom = next((encoding for mark, encoding in _BOMS if data.startswith(mark)), None)
+    encoding = bom or declared
+    if encoding:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise ParseError(
+                f"{path}: text is not valid {encoding}: {exc.reason} at byte {exc.start}"
+            ) from exc
+    else:
+        refuse_nul_bytes(path, data)
+        text = _decode_undeclared(path, data)
+    check_is_text(path, text)
+    return text
+
+
+def refuse_nul_bytes(path: Path, data: bytes) -> None:
+    if b"\x00" in data:
+        raise ParseError(
+            f"{path}: contains NUL bytes: binary data, or text in an encoding without a byte-order mark "
+            "such as UTF-16"
+        )
+
+
+def _decode_undeclared(path: Path, data: bytes) -> str:
+    """UTF-8 when the bytes are valid UTF-8 (accidental validity is rare), else Windows-1252/Latin-1."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    non_ascii = sum(1 for char in text if ord(char) > 127)
+    visible = sum(1 for char in text if not char.isspace())
+    if non_ascii >= _MIN_NON_ASCII_FOR_VERDICT and non_ascii > _MAX_NON_ASCII_SHARE * visible:
+        raise ParseError(
+            f"{path}: text is neither UTF-8 nor Western (Windows-1252/Latin-1); "
+            f"{non_ascii} of {visible} characters would be mis-decoded; save it as UTF-8"
+        )
+    return text
+
+
+def check_is_text(path: Path, text: str) -> None:
+    """Reject decoded text that is mostly control characters: a binary file with a text suffix."""
+    controls = len(_CONTROL_CHARS.findall(text))
+    if controls > _MAX_CONTROL_SHARE * max(len(text), 1):
+        raise ParseError(f"{path}: not text: {controls} of {len(text)} characters are control characters")
+
+
+def html_charset(data: bytes) -> str | None:
+    """The charset an HTML file declares in a <meta> tag near its start, if Python knows it."""
+    match = _HTML_CHARSET.search(data[:4096])
+    if not match:
+        return None
+    label = match.group(1).decode("ascii").lower()
+    if label in _WINDOWS_1252_LABELS:
+        return "cp1252"
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None

@@ -1,0 +1,158 @@
+"""Per-format partitioning: each returns unstructured elements and the format's own title, if any."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+import lxml.html
+import pptx
+from lxml import etree
+from unstructured.documents.elements import Element as UElement
+from unstructured.documents.elements import ElementMetadata, NarrativeText, Text, Title
+from unstructured.partition.docx import partition_docx
+from unstructured.partition.email import partition_email
+from unstructured.partition.html import partition_html
+from unstructured.partition.md import partition_md
+from unstructured.partition.pptx import partition_pptx
+from unstructured.partition.text import partition_text
+
+from ingest.parse.decode import check_is_text, decode, html_charset, refuse_nul_bytes
+
+logger = logging.getLogger(__name__)
+
+# unstructured detects each document's language (langdetect, a quarter of parse time) only to fill
+# metadata ragkit never stores; [""] is its documented "skip" value.
+NO_LANGUAGE_DETECTION = [""]
+
+
+@dataclass
+class Partition:
+    elements: list[UElement]
+    title: str | None = None
+
+
+def read_text(path: Path) -> Partition:
+    return Partition(partition_text(text=decode(path, path.read_bytes()), languages=NO_LANGUAGE_DETECTION))
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+
+
+def read_markdown(path: Path) -> Partition:
+    """Markdown, with YAML front matter taken as metadata (its title) rather than as body text."""
+    text = decode(path, path.read_bytes())
+    title = None
+    if front_matter := _FRONT_MATTER.match(text):
+        text = text[front_matter.end() :]
+        if found := _FRONT_MATTER_TITLE.search(front_matter.group(1)):
+            title = found.group(1).strip("'\"")
+    return Partition(partition_md(text=text, languages=NO_LANGUAGE_DETECTION) if text.strip() else [], title)
+
+
+def read_html(path: Path) -> Partition:
+    data = path.read_bytes()
+    text = decode(path, data, html_charset(data))
+    if not text.strip():
+        return Partition([])
+    return Partition(partition_html(text=text, languages=NO_LANGUAGE_DETECTION), _html_title(text))
+
+
+def _html_title(text: str) -> str | None:
+    try:
+        return lxml.html.document_fromstring(text).findtext(".//title")
+    except (ValueError, etree.ParserError):
+        return None
+
+
+def read_table_file(partitioner: Callable[..., list[UElement]]) -> Callable[[Path], Partition]:
+    """CSV/TSV: decoded by `_decode` (unstructured's detector misreads Latin-1), then handed over as UTF-8."""
+
+    def partition(path: Path) -> Partition:
+        text = decode(path, path.read_bytes())
+        if not text.strip():
+            return Partition([])
+        return Partition(partitioner(file=io.BytesIO(text.encode("utf-8")), languages=NO_LANGUAGE_DETECTION))
+
+    return partition
+
+
+def read_docx(path: Path) -> Partition:
+    return Partition(
+        partition_docx(filename=str(path), include_page_breaks=False, languages=NO_LANGUAGE_DETECTION),
+        _ooxml_title(path),
+    )
+
+
+def read_pptx(path: Path) -> Partition:
+    """Slides: the title shape gives the headings, body text stays text, speaker notes end each slide.
+
+    unstructured promotes short body lines to Titles one level below the slide title; on a slide they
+    are bullet fragments, not section headings. It would put the notes *before* each slide's title,
+    which files them under the previous slide, so they are read here and appended instead.
+    """
+    elements = [
+        Text(text=element.text, metadata=element.metadata)
+        if isinstance(element, Title) and element.metadata.category_depth
+        else element
+        for element in partition_pptx(
+            filename=str(path), include_page_breaks=False, languages=NO_LANGUAGE_DETECTION
+        )
+    ]
+    return Partition(_with_slide_notes(path, elements), _ooxml_title(path))
+
+
+def _with_slide_notes(path: Path, elements: list[UElement]) -> list[UElement]:
+    by_slide: dict[int, list[UElement]] = {}
+    for element in elements:
+        by_slide.setdefault(element.metadata.page_number or 1, []).append(element)
+    for number, slide in enumerate(pptx.Presentation(str(path)).slides, start=1):
+        frame = slide.notes_slide.notes_text_frame if slide.has_notes_slide else None
+        if frame is not None and frame.text.strip():
+            by_slide.setdefault(number, []).append(
+                NarrativeText(text=frame.text.strip(), metadata=ElementMetadata(page_number=number))
+            )
+    return [element for number in sorted(by_slide) for element in by_slide[number]]
+
+
+_CORE_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+
+
+def _ooxml_title(path: Path) -> str | None:
+    """dc:title from an Office file's core properties (docProps/core.xml), if it has one."""
+    with zipfile.ZipFile(path) as package:
+        try:
+            core = package.read("docProps/core.xml")
+        except KeyError:
+            return None
+    return ElementTree.fromstring(core).findtext(_CORE_TITLE)
+
+
+def read_email(path: Path) -> Partition:
+    """The message body (HTML part preferred, for its structure); the subject is the title.
+
+    Attachments are other documents; they are named in the log rather than merged into this one.
+    """
+    data = path.read_bytes()
+    refuse_nul_bytes(path, data)
+    check_is_text(path, data.decode("utf-8", errors="replace"))  # MIME parts declare their own charsets
+    attachments = [
+        part.get_filename() or part.get_content_type()
+        for part in email.message_from_bytes(data, policy=email.policy.default).iter_attachments()
+    ]
+    if attachments:
+        logger.warning("%s: attachments not indexed: %s", path, ", ".join(attachments))
+    elements = partition_email(
+        file=io.BytesIO(data), process_attachments=False, languages=NO_LANGUAGE_DETECTION
+    )
+    subject = next((element.metadata.subject for element in elements if element.metadata.subject), None)
+    return Partition(elements, subject)
