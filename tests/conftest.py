@@ -27,3 +27,13 @@ def tiny_gte_dir(tmp_path_factory, minilm_path) -> Path:
     from tests.tiny_gte import write_original_checkpoint
 
     return write_original_checkpoint(tmp_path_factory.mktemp("tiny-gte"), minilm_path)
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory):
+    """The retrieval corpus (tests/corpus.py), ingested once for the run and only read by tests."""
+    from tests import corpus
+
+    ingested = corpus.ingest(tmp_path_factory.mktemp("corpus"))
+    yield ingested
+    ingested.kit.close()

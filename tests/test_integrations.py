@@ -19,17 +19,9 @@ from llama_index.core.retrievers import BaseRetriever as LlamaIndexBaseRetriever
 from llama_index.core.schema import MetadataMode, TextNode
 
 from ragkit.errors import InputError
-from tests import corpus
 
 QUESTION = "how do astronomers discover planets around other stars"
 OTHER_QUESTION = "how should I sharpen a kitchen knife"
-
-
-@pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
-    ingested = corpus.ingest(tmp_path_factory.mktemp("integrations"))
-    yield ingested
-    ingested.kit.close()
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,6 @@ TWO_TOPICS = "How are exoplanets detected, and how should kitchen knives be shar
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
-    ingested = corpus.ingest(tmp_path_factory.mktemp("query-engine"))
-    yield ingested
-    ingested.kit.close()
-
-
-@pytest.fixture(scope="module")
 def kit(ingested):
     return ingested.kit
 

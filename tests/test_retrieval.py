@@ -29,13 +29,6 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
-    ingested = corpus.ingest(tmp_path_factory.mktemp("retrieval"))
-    yield ingested
-    ingested.kit.close()
-
-
-@pytest.fixture(scope="module")
 def kit(ingested):
     return ingested.kit
 
