@@ -13,7 +13,8 @@ from ragkit.encoder import DEFAULT_MODEL
 DEFAULT_STORE = "ragkit-store"
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+def env(name: str, default: str | None = None) -> str | None:
+    """A setting from the environment: unset and blank both mean "not given"."""
     value = os.environ.get(name, "").strip()
     return value or default
 
@@ -32,12 +33,12 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            model=_env("RAGKIT_MODEL", DEFAULT_MODEL),
-            store=_env("RAGKIT_STORE"),
-            url=_env("RAGKIT_QDRANT_URL"),
-            api_key=_env("RAGKIT_QDRANT_API_KEY"),
-            device=_env("RAGKIT_DEVICE", "auto"),
-            collection=_env("RAGKIT_COLLECTION", "documents"),
+            model=env("RAGKIT_MODEL", DEFAULT_MODEL),
+            store=env("RAGKIT_STORE"),
+            url=env("RAGKIT_QDRANT_URL"),
+            api_key=env("RAGKIT_QDRANT_API_KEY"),
+            device=env("RAGKIT_DEVICE", "auto"),
+            collection=env("RAGKIT_COLLECTION", "documents"),
         )
 
 

@@ -10,7 +10,6 @@ so they are recognised without importing them.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from ragkit.config import env
 from ragkit.errors import InputError, RagkitError
 
 LLM_ENVIRONMENT_VARIABLES = {
@@ -109,11 +109,11 @@ class OpenAICompatibleLLM(LLM):
         None when no URL is given anywhere; the API key is only read from the environment, so it stays
         out of shell histories and process lists.
         """
-        url = url or _env("RAGKIT_LLM_URL")
+        url = url or env("RAGKIT_LLM_URL")
         if url is None:
             return None
         return cls(
-            url, model=model or _env("RAGKIT_LLM_MODEL") or "default", api_key=_env("RAGKIT_LLM_API_KEY")
+            url, model=model or env("RAGKIT_LLM_MODEL") or "default", api_key=env("RAGKIT_LLM_API_KEY")
         )
 
     def complete(self, prompt: str) -> str:
@@ -184,10 +184,6 @@ def as_llm(llm: Any) -> LLM | None:
         f"llm must be a function prompt -> str, a LangChain chat model, a LlamaIndex LLM or a "
         f"ragkit.llm.LLM, got {type(llm).__name__}"
     )
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name, "").strip() or None
 
 
 def _text(answer: Any, origin: Any) -> str:

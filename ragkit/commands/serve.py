@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ragkit.config import env
 from ragkit.errors import InputError
 
 log = logging.getLogger("ragkit.server")
@@ -61,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     from ragkit.server.auth import KeyRing
     from ragkit.server.config import DEFAULT_MAX_UPLOAD_MB, DEFAULT_WORK_DIR, ServerConfig
 
-    keys_file = args.keys_file or _env("RAGKIT_API_KEYS_FILE")
-    keys = KeyRing.load(_env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
+    keys_file = args.keys_file or env("RAGKIT_API_KEYS_FILE")
+    keys = KeyRing.load(env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
     check_exposure(args.host, keys_enabled=keys.enabled, insecure=args.insecure)
     max_upload_mb = args.max_upload_mb
     if max_upload_mb is None:
-        max_upload_mb = int(_env("RAGKIT_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
+        max_upload_mb = int(env("RAGKIT_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
     if max_upload_mb < 1:
         raise InputError(f"the upload limit must be at least 1 MiB, got {max_upload_mb}")
     config = ServerConfig(
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         keys=keys,
-        work_dir=args.work_dir or Path(_env("RAGKIT_WORK_DIR") or DEFAULT_WORK_DIR),
+        work_dir=args.work_dir or Path(env("RAGKIT_WORK_DIR") or DEFAULT_WORK_DIR),
         max_upload_bytes=max_upload_mb * 2**20,
     )
 
@@ -113,7 +113,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name could resolve to anything
         return False
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name, "").strip() or None
