@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 
 import ragkit
+from ragkit.server import KeyRing, ServerConfig, create_app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 ADMIN_KEY = "admin-key-0123456789abcdef"
@@ -54,3 +55,22 @@ def running(app: object, *, ready_timeout: float = 180) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=60)
         sock.close()
+
+
+@contextmanager
+def serving_samples(root: Path, **config: object) -> Iterator[str]:
+    """The samples in collection "docs", served with the test keys; yields the base URL."""
+    ingest_samples(root / "store", "docs")
+    app = create_app(
+        ServerConfig(
+            collection="docs",
+            store=str(root / "store"),
+            model="minilm",
+            device="cpu",
+            keys=KeyRing.load(keys_file=write_keys(root)),
+            work_dir=root / "work",
+            **config,
+        )
+    )
+    with running(app) as url:
+        yield url

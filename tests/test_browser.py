@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ragkit.server import KeyRing, ServerConfig, create_app
-from tests.serving import ADMIN_KEY, ingest_samples, running, write_keys
+from tests.serving import ADMIN_KEY, serving_samples
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -25,17 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("browser")
-    ingest_samples(root / "store", "docs")
-    config = ServerConfig(
-        collection="docs",
-        store=str(root / "store"),
-        model="minilm",
-        device="cpu",
-        keys=KeyRing.load(keys_file=write_keys(root)),
-        work_dir=root / "work",
-    )
-    with running(create_app(config)) as url:
+    with serving_samples(tmp_path_factory.mktemp("browser")) as url:
         yield url
 
 

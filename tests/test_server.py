@@ -17,8 +17,8 @@ import pytest
 from ragkit.cli import main
 from ragkit.commands.serve import check_exposure
 from ragkit.errors import InputError
-from ragkit.server import KeyRing, ServerConfig, create_app
-from tests.serving import ADMIN_KEY, OTHER_KEY, ingest_samples, running, write_keys
+from ragkit.server import KeyRing
+from tests.serving import ADMIN_KEY, OTHER_KEY, ingest_samples, serving_samples
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
@@ -40,17 +40,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base(root: Path) -> Iterator[str]:
-    ingest_samples(root / "store", "docs")
-    config = ServerConfig(
-        collection="docs",
-        store=str(root / "store"),
-        model="minilm",
-        device="cpu",
-        keys=KeyRing.load(keys_file=write_keys(root)),
-        work_dir=root / "work",
-        max_upload_bytes=MAX_UPLOAD,
-    )
-    with running(create_app(config)) as url:
+    with serving_samples(root, max_upload_bytes=MAX_UPLOAD) as url:
         yield url
 
 
