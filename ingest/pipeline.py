@@ -57,8 +57,9 @@ def run(
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`; return (and optionally write) the report.
 
-    `workers` parsing processes (default: up to 4; 0 parses in this process); `metadata` is stored with
-    every section; `prune` deletes documents under `paths` whose files are gone.
+    `workers` parsing processes (default: chosen by job size and machine, see `_auto_workers`; 0 parses
+    in this process); `metadata` is stored with every section; `prune` deletes documents under `paths`
+    whose files are gone.
     """
     started = time.perf_counter()
     encoder = kit.encoder
@@ -94,9 +95,11 @@ def run(
     try:
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
+            pending_tokens = 0
             for outcome in _prepare_all(jobs, encoder.token_counter, limit, workers, encoder.device.type):
                 if isinstance(outcome, Prepared):
                     pending.append(outcome)
+                    pending_tokens += sum(section.tokens for section in outcome.sections)
                 else:
                     job, error = outcome
                     if isinstance(error, UnsupportedFormatError):
@@ -104,9 +107,9 @@ def run(
                     else:
                         result.fail(job.path, str(error))
                     bar.advance(documents=1)
-                if sum(s.tokens for p in pending for s in p.sections) >= EMBED_FLUSH_TOKENS:
+                if pending_tokens >= EMBED_FLUSH_TOKENS:
                     _embed_and_write(pending, encoder, writer, metadata, result, bar)
-                    pending = []
+                    pending, pending_tokens = [], 0
             _embed_and_write(pending, encoder, writer, metadata, result, bar)
         result.sections_deleted += writer.sections_deleted
     finally:
