@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ragkit.config import ENVIRONMENT_VARIABLES
 from ragkit.errors import RagkitError
+from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ragkit",
         description="Long-document retrieval: whole-section gte embeddings in Qdrant.",
-        epilog="environment:\n" + "\n".join(f"  {k:<22} {v}" for k, v in ENVIRONMENT_VARIABLES.items()),
+        epilog="environment:\n"
+        + "\n".join(f"  {k:<22} {v}" for k, v in (ENVIRONMENT_VARIABLES | LLM_ENVIRONMENT_VARIABLES).items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
