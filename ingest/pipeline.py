@@ -235,12 +235,18 @@ def _embed_and_write(
     if not texts:
         return
     vectors = iter(encoder.encode(texts))
-    for prepared in batch:
-        points = [
-            _point(prepared, index, section, next(vectors), metadata)
-            for index, section in enumerate(prepared.sections)
-        ]
-        writer.put(prepared, points)
+    written = [
+        (
+            prepared,
+            [
+                _point(prepared, i, section, next(vectors), metadata)
+                for i, section in enumerate(prepared.sections)
+            ],
+        )
+        for prepared in batch
+    ]
+    writer.put(written)
+    for prepared, points in written:
         result.documents_ingested += 1
         result.sections_embedded += len(points)
         bar.advance(documents=1, sections=len(points), tokens=sum(s.tokens for s in prepared.sections))
@@ -267,13 +273,15 @@ def _point(prepared: Prepared, index: int, section: Section, vector: Any, metada
 class _Writer:
     """Upserts beside the embedding loop, through a bounded queue, so memory stays flat.
 
-    Per document: upsert the new points, then delete its stale ones. The first store error stops the
-    writer; the job then ends with that error, and what was written converges on the next run.
+    Per group of documents (one embedding flush): upsert all their new points, then delete their stale
+    ones, in as few requests as the store's size limit allows. A job stopped in between leaves those
+    documents with two hashes, which the next run sees as incomplete and redoes. The first store error
+    stops the writer; the job then ends with that error.
     """
 
     def __init__(self, store: Store, collection: str, depth: int = 4) -> None:
         self._store, self._collection = store, collection
-        self._queue: queue.Queue[tuple[Prepared, list[Point]] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[list[tuple[Prepared, list[Point]]] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="ragkit-writer", daemon=True)
         self.sections_deleted = 0
@@ -282,9 +290,9 @@ class _Writer:
         self._thread.start()
         return self
 
-    def put(self, prepared: Prepared, points: list[Point]) -> None:
+    def put(self, documents: list[tuple[Prepared, list[Point]]]) -> None:
         self._raise_if_failed()
-        self._queue.put((prepared, points))
+        self._queue.put(documents)
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._queue.put(None)
@@ -302,11 +310,14 @@ class _Writer:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # drain, so the producer never blocks on a dead writer
-            prepared, points = item
             try:
-                self._store.upsert(self._collection, points)
-                old = prepared.job.old
-                stale = sorted(set(old.ids) - {p.id for p in points}) if old else []
+                self._store.upsert(self._collection, [point for _, points in item for point in points])
+                stale = sorted(
+                    pid
+                    for prepared, points in item
+                    if prepared.job.old is not None
+                    for pid in set(prepared.job.old.ids) - {point.id for point in points}
+                )
                 if stale:
                     self._store.delete_points(self._collection, stale)
                     self.sections_deleted += len(stale)

@@ -211,7 +211,7 @@ def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path):
     while time.monotonic() < deadline and job.poll() is None:
         if sqlite.exists() and sqlite.stat().st_size > 64_000:  # some documents are written, not all
             break
-        time.sleep(0.05)
+        time.sleep(0.005)  # a flush of points takes ~0.2 s to write: poll well inside that
     job.send_signal(signal.SIGKILL)
     job.wait()
     partial = points(store, "docs")
