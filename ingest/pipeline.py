@@ -28,17 +28,13 @@ from ingest.report import IngestReport, Progress
 from ingest.sections import Section
 from ragkit.encoder import TokenCounter
 from ragkit.errors import InputError, RagkitError, StoreError
-from ragkit.store import Point, Store, point_id
+from ragkit.store import Point, Store, check_metadata, point_id, section_payload
 
 if TYPE_CHECKING:
     from ragkit.kit import Kit
 
 log = logging.getLogger("ragkit.ingest")
 
-PAYLOAD_FIELDS = (
-    "text", "doc_id", "source", "title", "breadcrumb", "section_index", "section_count",
-    "page_start", "page_end", "tokens", "doc_hash",
-)  # fmt: skip
 STATE_FIELDS = ["doc_id", "doc_hash", "section_count", "source"]
 SMALL_JOB_DOCUMENTS = 32
 EMBED_FLUSH_TOKENS = 65_536  # sections of several documents are embedded together, for full batches
@@ -64,7 +60,7 @@ def run(
     started = time.perf_counter()
     encoder = kit.encoder
     limit = _max_tokens(max_tokens, encoder.max_length)
-    metadata = _check_metadata(metadata or {})
+    metadata = check_metadata(metadata or {})
     store, collection = kit.store, kit.collection
     store.ensure_collection(collection, dim=encoder.dim, model=encoder.name)
     result = IngestReport(collection=collection, model=encoder.name)
@@ -130,15 +126,6 @@ def _max_tokens(requested: int | None, model_limit: int) -> int:
     if not 16 <= requested <= model_limit:
         raise InputError(f"max_tokens={requested} must be between 16 and the model's limit of {model_limit}")
     return requested
-
-
-def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    clash = sorted(set(metadata) & set(PAYLOAD_FIELDS))
-    if clash:
-        raise InputError(
-            f"metadata keys {clash} are reserved by ragkit's payload ({', '.join(PAYLOAD_FIELDS)})"
-        )
-    return metadata
 
 
 def _read_states(store: Store, collection: str) -> dict[str, DocState]:
@@ -254,19 +241,20 @@ def _embed_and_write(
 
 def _point(prepared: Prepared, index: int, section: Section, vector: Any, metadata: dict[str, Any]) -> Point:
     job = prepared.job
-    payload = metadata | {
-        "text": section.text,
-        "doc_id": job.doc_id,
-        "source": str(job.path),
-        "title": prepared.title,
-        "breadcrumb": list(section.breadcrumb),
-        "section_index": index,
-        "section_count": len(prepared.sections),
-        "page_start": section.page_start,
-        "page_end": section.page_end,
-        "tokens": section.tokens,
-        "doc_hash": job.doc_hash,
-    }
+    payload = section_payload(
+        text=section.text,
+        doc_id=job.doc_id,
+        source=str(job.path),
+        title=prepared.title,
+        breadcrumb=section.breadcrumb,
+        section_index=index,
+        section_count=len(prepared.sections),
+        tokens=section.tokens,
+        page_start=section.page_start,
+        page_end=section.page_end,
+        doc_hash=job.doc_hash,
+        metadata=metadata,
+    )
     return Point(point_id(job.doc_id, index, section.embed_text), vector, payload)
 
 

@@ -13,15 +13,13 @@ over the limit are cut further, so `Section.tokens <= max_tokens` always holds.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from ingest.document import CODE, HEADING, TABLE, ParsedDocument
+from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
-
-TokenCounter = Callable[[Sequence[str]], list[int]]
-"""Counts the tokens of each text in one call, the model's special tokens ([CLS]/[SEP]) included."""
 
 BLOCK_SEPARATOR = "\n\n"
 CRUMB_SEPARATOR = " > "
@@ -52,7 +50,7 @@ class Section:
 
 
 def build_sections(
-    doc: ParsedDocument, *, count_tokens: TokenCounter, max_tokens: int, min_tokens: int = 64
+    doc: ParsedDocument, *, count_tokens: CountTokens, max_tokens: int, min_tokens: int = 64
 ) -> list[Section]:
     """Sections of `doc` in reading order; together their texts hold every word of the document once.
 
@@ -109,7 +107,7 @@ class _Draft:
 class _Sectioner:
     """Holds the counter and the limits for one document, so the steps below stay small."""
 
-    def __init__(self, count_tokens: TokenCounter, max_tokens: int, min_tokens: int) -> None:
+    def __init__(self, count_tokens: CountTokens, max_tokens: int, min_tokens: int) -> None:
         self._count_tokens = count_tokens
         self._max = max_tokens
         self._min = min_tokens

@@ -15,7 +15,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, Element, ParsedDocument
-from ingest.sections import Section, TokenCounter, build_sections
+from ingest.sections import Section, build_sections
+from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
 
 # Each one token for BERT-uncased, so prose(n) costs about n tokens.
@@ -27,7 +28,7 @@ WORDS = [
 
 
 @pytest.fixture(scope="module")
-def count(minilm_path: Path) -> TokenCounter:
+def count(minilm_path: Path) -> CountTokens:
     tokenizer = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
     tokenizer.no_truncation()  # the stored tokenizer cuts at 128 tokens otherwise
     tokenizer.no_padding()
@@ -54,7 +55,7 @@ def document(*elements: Element, title: str = "Manual") -> ParsedDocument:
     return ParsedDocument(Path("manual.md"), title, list(elements))
 
 
-def embed_tokens(count: TokenCounter, breadcrumb: tuple[str, ...], *blocks: str) -> int:
+def embed_tokens(count: CountTokens, breadcrumb: tuple[str, ...], *blocks: str) -> int:
     """What a section holding exactly these blocks would cost, to size limits from the real counter."""
     return count([" > ".join(breadcrumb) + "\n\n" + "\n\n".join(blocks)])[0]
 
@@ -67,7 +68,7 @@ def assert_nothing_lost(doc: ParsedDocument, sections: list[Section]) -> None:
     assert words_of([s.text for s in sections]) == words_of([e.text for e in doc.elements])
 
 
-def assert_within(count: TokenCounter, sections: list[Section], max_tokens: int) -> None:
+def assert_within(count: CountTokens, sections: list[Section], max_tokens: int) -> None:
     assert [s.tokens for s in sections] == count([s.embed_text for s in sections])
     assert max(s.tokens for s in sections) <= max_tokens
 

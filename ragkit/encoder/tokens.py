@@ -6,6 +6,10 @@ from collections.abc import Callable, Sequence
 
 from tokenizers import Tokenizer
 
+CountTokens = Callable[[Sequence[str]], list[int]]
+"""What sectioning and chunking need of a model: token counts of texts, special tokens included.
+`TokenCounter` is one; tests may pass any function of the same shape."""
+
 
 class TokenCounter:
     """Counts tokens with a model's own tokenizer, special tokens included.

@@ -10,11 +10,9 @@ window is ever truncated by the encoder.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-TokenCounter = Callable[[Sequence[str]], list[int]]
-"""Token counts of texts, special tokens included, as `Encoder.token_counter` gives them."""
+from ragkit.encoder.tokens import CountTokens
 
 _WORD = re.compile(r"\S+")
 
@@ -26,7 +24,7 @@ class Chunk(NamedTuple):
     tokens: int  # special tokens included: what the encoder's limit applies to
 
 
-def chunk_text(text: str, count_tokens: TokenCounter, max_tokens: int) -> list[Chunk]:
+def chunk_text(text: str, count_tokens: CountTokens, max_tokens: int) -> list[Chunk]:
     """Consecutive windows of `text`, each at most `max_tokens` tokens as the model counts them."""
     words = [match.span() for match in _WORD.finditer(text)]
     if not words:
@@ -48,7 +46,7 @@ def chunk_text(text: str, count_tokens: TokenCounter, max_tokens: int) -> list[C
 
 
 def _settle(
-    text: str, windows: list[tuple[int, int]], count_tokens: TokenCounter, max_tokens: int
+    text: str, windows: list[tuple[int, int]], count_tokens: CountTokens, max_tokens: int
 ) -> list[Chunk]:
     pieces = [text[a:b] for a, b in windows]
     settled: list[Chunk] = []

@@ -4,9 +4,8 @@ Point ids come from (document, position, content), so a collection kept with `--
 line by deleting the points that no unit has and embedding only the units it lacks: running the same
 evaluation again embeds nothing, and a run that was interrupted resumes where it stopped.
 
-Payloads follow the ingestion layout (text, doc_id, source, title, breadcrumb, section_index,
-section_count, tokens) less the page numbers and document hash, which a dataset string does not have
-and which the ids make unnecessary here.
+Payloads are ingestion's (`ragkit.store.section_payload`), with no page numbers or document hash: a
+dataset string has no pages, and the ids make the hash unnecessary here.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ragkit.evaluation.units import Unit
-from ragkit.store import Point, Store
+from ragkit.store import Point, Store, section_payload
 
 if TYPE_CHECKING:
     from ragkit.encoder import Encoder
@@ -53,7 +52,23 @@ def index_units(
     with _bar(sum(u.tokens for u in todo), progress) as bar:
         for group in _groups(todo, GROUP_TOKENS.get(encoder.device.type, GROUP_TOKENS["cuda"])):
             vectors = encoder.encode([unit.embed_text for unit in group])
-            points = [Point(u.point_id, v, _payload(u, source)) for u, v in zip(group, vectors, strict=True)]
+            points = [
+                Point(
+                    u.point_id,
+                    v,
+                    section_payload(
+                        text=u.text,
+                        doc_id=u.doc_id,
+                        source=source,
+                        title=u.title,
+                        breadcrumb=u.breadcrumb,
+                        section_index=u.position,
+                        section_count=u.count,
+                        tokens=u.tokens,
+                    ),
+                )
+                for u, v in zip(group, vectors, strict=True)
+            ]
             store.upsert(collection, points)
             bar.update(sum(unit.tokens for unit in group))
     return IndexStats(
@@ -77,19 +92,6 @@ def _groups(units: list[Unit], budget: int) -> Iterator[list[Unit]]:
         filled += unit.tokens
     if group:
         yield group
-
-
-def _payload(unit: Unit, source: str) -> dict[str, Any]:
-    return {
-        "text": unit.text,
-        "doc_id": unit.doc_id,
-        "source": source,
-        "title": unit.title,
-        "breadcrumb": list(unit.breadcrumb),
-        "section_index": unit.position,
-        "section_count": unit.count,
-        "tokens": unit.tokens,
-    }
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
-from ragkit.evaluation.chunks import TokenCounter, chunk_text
+from ragkit.evaluation.chunks import chunk_text
 from ragkit.evaluation.dataset import Document
 from ragkit.evaluation.markdown import parsed_document
 from ragkit.evaluation.options import STRATEGIES, Strategy
@@ -53,7 +54,7 @@ def unit_limit(strategy: Strategy, chunk_tokens: int, model_limit: int) -> tuple
 
 
 def document_units(
-    document: Document, strategy: Strategy, count_tokens: TokenCounter, max_tokens: int
+    document: Document, strategy: Strategy, count_tokens: CountTokens, max_tokens: int
 ) -> list[Unit]:
     """The units of one document, in reading order; none for a document without text."""
     title = " ".join(document.title.split())

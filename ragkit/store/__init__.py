@@ -5,6 +5,17 @@ This package is the only part of ragkit that imports `qdrant_client`; everything
 
 from ragkit.store.filters import to_qdrant_filter
 from ragkit.store.ids import point_id
+from ragkit.store.payload import PAYLOAD_FIELDS, check_metadata, section_payload
 from ragkit.store.store import CollectionInfo, Hit, Point, Store
 
-__all__ = ["CollectionInfo", "Hit", "Point", "Store", "point_id", "to_qdrant_filter"]
+__all__ = [
+    "PAYLOAD_FIELDS",
+    "CollectionInfo",
+    "Hit",
+    "Point",
+    "Store",
+    "check_metadata",
+    "point_id",
+    "section_payload",
+    "to_qdrant_filter",
+]
