@@ -88,32 +88,33 @@ def _check_judged(dataset: Dataset, qrels_file: Path) -> None:
 
 
 def _read_corpus(file: Path) -> Iterator[Document]:
-    first_line: dict[str, int] = {}
-    for lineno, record in _jsonl(file):
-        doc_id = _id(record, file, lineno)
-        if doc_id in first_line:
-            raise DatasetError(
-                f"{file}:{lineno}: duplicate _id {doc_id!r} (first on line {first_line[doc_id]})"
-            )
-        first_line[doc_id] = lineno
+    empty = True
+    for lineno, doc_id, record in _records(file):
+        empty = False
         yield Document(doc_id, _text(record, "title", file, lineno), _text(record, "text", file, lineno))
-    if not first_line:
+    if empty:
         raise DatasetError(f"{file}: the corpus is empty")
 
 
 def _read_queries(file: Path) -> Iterator[tuple[str, str]]:
-    first_line: dict[str, int] = {}
-    for lineno, record in _jsonl(file):
-        query_id = _id(record, file, lineno)
-        if query_id in first_line:
-            raise DatasetError(
-                f"{file}:{lineno}: duplicate _id {query_id!r} (first on line {first_line[query_id]})"
-            )
-        first_line[query_id] = lineno
+    for lineno, query_id, record in _records(file):
         text = _text(record, "text", file, lineno)
         if not text.strip():
             raise DatasetError(f"{file}:{lineno}: query {query_id!r} has no text")
         yield query_id, text
+
+
+def _records(file: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, _id, record) of each JSON line, refusing an _id seen before."""
+    first_line: dict[str, int] = {}
+    for lineno, record in _jsonl(file):
+        record_id = _id(record, file, lineno)
+        if record_id in first_line:
+            raise DatasetError(
+                f"{file}:{lineno}: duplicate _id {record_id!r} (first on line {first_line[record_id]})"
+            )
+        first_line[record_id] = lineno
+        yield lineno, record_id, record
 
 
 def _read_qrels(
