@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,7 @@ class Job:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "collection": self.collection,
-            "filename": self.filename,
-            "doc_id": self.doc_id,
-            "status": self.status,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "report": self.report,
-            "error": self.error,
-        }
+        return asdict(self)
 
 
 class Jobs:
