@@ -135,7 +135,13 @@ class Kit:
         return query_engine(self, llm, **options)
 
     def _require_collection(self) -> None:
-        self.store.collection_info(self.collection)  # CollectionNotFoundError names the existing ones
+        """A missing collection is named as such, before a default model is loaded for nothing.
+
+        Checked until the encoder is loaded, not on every search: after that, the store's search itself
+        reports a collection deleted meanwhile, and a server is spared two requests per query.
+        """
+        if self.loaded_encoder is None:
+            self.store.collection_info(self.collection)  # CollectionNotFoundError names the existing ones
 
     def _recorded_model(self) -> str | None:
         try:

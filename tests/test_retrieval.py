@@ -217,3 +217,12 @@ def test_cli_search_errors_are_one_clear_line(store_copy, capsys, argv, message)
     assert out == ""
     assert re.match(f"ragkit: error: .*{message}", err)
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_collection_deleted_after_loading_is_still_named_missing(tmp_path):
+    with ragkit.open("gone", store=tmp_path / "store", model="minilm") as kit:
+        kit.ingest([Path(__file__).resolve().parent.parent / "samples"], workers=0)
+        assert kit.search("tomatoes", top_k=1)
+        kit.store._client.delete_collection("gone")  # as another client would; the facade has no such verb
+        with pytest.raises(CollectionNotFoundError, match="'gone' not found"):
+            kit.search("tomatoes")
