@@ -26,6 +26,7 @@ from ingest.parse import UnsupportedFormatError
 from ingest.prepare import DocState, Job, Prepared, prepare
 from ingest.report import IngestReport, Progress
 from ingest.sections import Section
+from ingest.worker import start_parsing_process
 from ragkit.encoder import TokenCounter
 from ragkit.errors import InputError, RagkitError, StoreError
 from ragkit.store import Point, Store, check_metadata, point_id, section_payload
@@ -173,7 +174,7 @@ def _prepare_in_pool(
 ) -> Iterator[Prepared | tuple[Job, Exception]]:
     # spawn, not fork: the parent holds torch's thread pools, which a forked child can deadlock on.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, context, initializer=start_parsing_process) as pool:
         remaining = iter(enumerate(jobs))
         in_flight: dict[Future[Prepared], int] = {}
         while True:
@@ -196,7 +197,7 @@ def _prepare_in_pool(
 
 def _auto_workers(documents: int, device: str) -> int:
     """Parsing processes by default. None for small jobs, where starting them (each imports the parsers,
-    ~5 s) costs more than it saves; none on a small CPU-only machine either, where the encoder already
+    ~2 s here) costs more than it saves; none on a small CPU-only machine either, where the encoder already
     keeps every core busy. Else up to 4 beside a GPU, fewer beside a CPU encoder."""
     cpus = os.cpu_count() or 1
     if documents < SMALL_JOB_DOCUMENTS or (device == "cpu" and cpus <= 4):

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import ragkit
+from ingest.worker import start_parsing_process
 from ragkit.cli import main as cli
 
 TOPICS = {
@@ -158,6 +161,21 @@ def test_worker_processes_give_the_same_points_as_in_process_parsing(tmp_path):
     with ragkit.open("docs", store=tmp_path / "pool", model="minilm") as kit:
         kit.ingest([corpus], workers=2)
     assert points(tmp_path / "pool", "docs") == points(tmp_path / "inline", "docs")
+
+
+def _parse_in_worker(path: Path) -> tuple[str, bool]:
+    """Run inside a parsing worker: the document's title, and whether torch got loaded."""
+    from ingest.parse import parse
+
+    return parse(path).title, sys.modules.get("torch") is not None
+
+
+def test_parsing_workers_start_without_torch_and_still_parse(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, spawn, initializer=start_parsing_process) as pool:
+        title, torch_loaded = pool.submit(_parse_in_worker, corpus / "garden.md").result()
+    assert title == "Garden guide" and not torch_loaded
 
 
 def test_model_mismatch_is_a_clear_error(tmp_path, tiny_gte_dir):

@@ -239,6 +239,11 @@ def install_offline_nlp() -> None:
 install_offline_nlp()
 
 
+def warm_up() -> None:
+    """Build the pipeline now, so that a worker's first document does not pay for it."""
+    _load_nlp()
+
+
 def nlp_backend() -> str:
     """Which pipeline unstructured's heading/prose heuristics run on: the spaCy model's name or "fallback"."""
     nlp = _load_nlp()
