@@ -273,6 +273,30 @@ def test_packed_flex_attention_gives_the_padded_vectors(tiny_gte, gte, monkeypat
     assert np.abs(packed.encode(texts) - gte.encode(texts)).max() < 1e-5
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_document_mask_blocks_are_those_flex_derives_from_every_token_pair(seed):
+    # ragkit builds the mask from text boundaries; create_block_mask evaluates all total² token pairs.
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    from ragkit.encoder.attention import document_mask
+
+    rng = random.Random(seed)
+    lengths = [rng.choice([1, 127, 128, 129, 256, rng.randint(2, 700)]) for _ in range(rng.randint(1, 9))]
+    total, cpu = sum(lengths), torch.device("cpu")
+    document = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    expected = create_block_mask(lambda b, h, q, k: document[q] == document[k], None, None, total, total, cpu)
+    ours = document_mask(lengths, cpu)
+
+    def blocks(counts, indices):
+        return [sorted(indices[0, 0, row, : counts[0, 0, row]].tolist()) for row in range(counts.shape[-1])]
+
+    assert torch.equal(ours.to_dense(), expected.to_dense())
+    assert blocks(ours.kv_num_blocks, ours.kv_indices) == blocks(expected.kv_num_blocks, expected.kv_indices)
+    assert blocks(ours.full_kv_num_blocks, ours.full_kv_indices) == blocks(
+        expected.full_kv_num_blocks, expected.full_kv_indices
+    )
+
+
 def test_packing_needs_a_rotary_model(minilm_path):
     with pytest.raises(InputError, match="rotary-position"):
         Encoder.from_pretrained(minilm_path, attention="flex")

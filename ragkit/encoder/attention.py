@@ -16,6 +16,7 @@ from ragkit.errors import InputError
 
 PADDED, FLASH, FLEX = "padded", "flash", "flex"
 IMPLEMENTATION = {PADDED: "sdpa", FLASH: "flash_attention_2", FLEX: "flex_attention"}
+MASK_BLOCK = 128  # flex attention's block size
 
 
 def pick_attention(requested: str, device: torch.device, *, packable: bool) -> str:
@@ -46,9 +47,15 @@ def flex_available() -> bool:
 
 
 def document_mask(lengths: list[int], device: torch.device):  # -> BlockMask
-    """A flex-attention mask over concatenated texts: each token attends only within its own text."""
-    from torch.nn.attention.flex_attention import create_block_mask
+    """A flex-attention mask over concatenated texts: each token attends only within its own text.
 
+    Built from the text boundaries at the level of 128-token blocks, in (total / 128)² steps:
+    `create_block_mask` would evaluate the mask for every token pair, which for a 131,072-token GPU
+    batch means tensors of 17 billion elements.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    total = sum(lengths)
     document = torch.repeat_interleave(
         torch.arange(len(lengths), device=device), torch.tensor(lengths, device=device)
     )
@@ -56,5 +63,24 @@ def document_mask(lengths: list[int], device: torch.device):  # -> BlockMask
     def same_document(batch, head, query, key):  # noqa: ANN001 - flex passes index tensors
         return document[query] == document[key]
 
-    total = sum(lengths)
-    return create_block_mask(same_document, B=None, H=None, Q_LEN=total, KV_LEN=total, device=device)
+    starts = torch.arange(0, total, MASK_BLOCK, device=device)
+    first = document[starts]  # the first and last text each block touches
+    last = document[torch.clamp(starts + MASK_BLOCK - 1, max=total - 1)]
+    touching = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
+    # A block pair needs no mask when both blocks are complete and inside one and the same text.
+    whole = (first == last) & (starts + MASK_BLOCK <= total)
+    full = whole[:, None] & whole[None, :] & (first[:, None] == first[None, :])
+    partial = touching & ~full
+
+    def as_kv_blocks(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = blocks.sum(-1, dtype=torch.int32)
+        indices = torch.argsort((~blocks).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+        return counts[None, None], indices[None, None]
+
+    return BlockMask.from_kv_blocks(
+        *as_kv_blocks(partial),
+        *as_kv_blocks(full),
+        BLOCK_SIZE=MASK_BLOCK,
+        mask_mod=same_document,
+        seq_lengths=(total, total),
+    )
