@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.exc import TorchDynamoException
 
 from ragkit import Encoder, InputError, InputTooLongError, ModelLoadError
 from tests.tiny_gte import reference_embedding, write_original_checkpoint
@@ -295,6 +296,41 @@ def test_document_mask_blocks_are_those_flex_derives_from_every_token_pair(seed)
     assert blocks(ours.full_kv_num_blocks, ours.full_kv_indices) == blocks(
         expected.full_kv_num_blocks, expected.full_kv_indices
     )
+
+
+class _CompileFailed(TorchDynamoException):
+    """What torch.compile raises when inductor cannot build flex attention for a machine."""
+
+
+def _flex_compile_fails(monkeypatch):
+    import ragkit.encoder.encoder as module
+
+    def fail(*args):
+        raise _CompileFailed("C++ compile error")
+
+    monkeypatch.setattr(module, "document_mask", fail)
+
+
+def test_packed_attention_chosen_automatically_falls_back_to_padded_when_it_cannot_compile(
+    tiny_gte, gte, monkeypatch, caplog
+):
+    import ragkit.encoder.encoder as module
+
+    monkeypatch.setattr(module, "pick_attention", lambda *args, **kwargs: "flex")  # as on a CUDA machine
+    encoder = Encoder.from_pretrained(tiny_gte)
+    assert encoder.attention == "flex"
+    _flex_compile_fails(monkeypatch)
+    texts = [prose(n, seed=n) for n in (3, 200, 40)]
+    assert np.abs(encoder.encode(texts) - gte.encode(texts)).max() < 1e-5
+    assert encoder.attention == "padded"
+    assert "could not be compiled" in caplog.text
+
+
+def test_packed_attention_asked_for_by_name_fails_clearly_when_it_cannot_compile(tiny_gte, monkeypatch):
+    encoder = Encoder.from_pretrained(tiny_gte, attention="flex")
+    _flex_compile_fails(monkeypatch)
+    with pytest.raises(ModelLoadError, match="flex attention could not be compiled.*'padded'"):
+        encoder.encode(["a text"])
 
 
 def test_packing_needs_a_rotary_model(minilm_path):

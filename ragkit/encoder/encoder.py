@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch._dynamo.exc import TorchDynamoException
 
 from ragkit.encoder.attention import FLEX, IMPLEMENTATION, PADDED, document_mask, pick_attention
 from ragkit.encoder.batching import plan_batches
 from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
 from ragkit.encoder.resolve import resolve_model
 from ragkit.encoder.tokens import TokenCounter
-from ragkit.errors import InputError, InputTooLongError
+from ragkit.errors import InputError, InputTooLongError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Encoder:
         self._tokenizer = load_tokenizer(checkpoint.path)
         self.token_counter = TokenCounter(self._tokenizer)
         self.attention = pick_attention(attention, device, packable=checkpoint.is_gte)
+        self._attention_chosen_by_us = attention == "auto"
         self._model = load_model(
             checkpoint, device=device, dtype=dtype, attn_implementation=IMPLEMENTATION[self.attention]
         )
@@ -133,9 +135,7 @@ class Encoder:
         with torch.inference_mode():
             for batch in plan_batches(lengths, budget):
                 rows = [ids[i] for i in batch]
-                out[batch] = (
-                    self._embed_padded(rows) if self.attention == PADDED else self._embed_packed(rows)
-                )
+                out[batch] = self._embed(rows)
                 if progress is not None:
                     progress.update(sum(len(row) for row in rows))
         if progress is not None:
@@ -167,6 +167,26 @@ class Encoder:
 
     def _default_budget(self) -> int:
         return CUDA_BATCH_TOKENS if self.device.type == "cuda" else CPU_BATCH_TOKENS
+
+    def _embed(self, rows: list[list[int]]) -> np.ndarray:
+        if self.attention == PADDED:
+            return self._embed_padded(rows)
+        try:
+            return self._embed_packed(rows)
+        except TorchDynamoException as exc:  # flex attention is compiled on first use
+            if not self._attention_chosen_by_us:
+                raise ModelLoadError(
+                    f"{self.attention} attention could not be compiled on this machine ({exc}); "
+                    "use attention='auto' or 'padded'"
+                ) from exc
+            log.warning(
+                "%s attention could not be compiled here (%s); using padded SDPA attention instead",
+                self.attention,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+            self._model.set_attn_implementation(IMPLEMENTATION[PADDED])
+            self.attention = PADDED
+            return self._embed_padded(rows)
 
     def _embed_padded(self, rows: list[list[int]]) -> np.ndarray:
         longest = max(len(row) for row in rows)
