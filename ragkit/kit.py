@@ -35,7 +35,7 @@ class Kit:
     ) -> None:
         self.collection = collection
         self.store = store
-        self._model = model or (encoder.name if encoder else None)
+        self._model = model
         self._device = device
         self._encoder: Encoder | None = None
         self._given = encoder  # one loaded encoder can serve several collections

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import codecs
-import logging
 import re
 from pathlib import Path
 
 from ragkit.errors import ParseError
-
-logger = logging.getLogger(__name__)
-
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

@@ -6,7 +6,6 @@ so this is its `strategy="fast"` path rebuilt from the pieces that do import.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections import Counter
@@ -37,9 +36,6 @@ from unstructured.partition.utils.config import env_config
 
 from ingest.parse.formats import Partition
 from ragkit.errors import ParseError
-
-logger = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------------------- PDF ----
 
