@@ -20,13 +20,14 @@ from functools import cached_property
 from ingest.document import CODE, HEADING, TABLE, ParsedDocument
 from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
+from ragkit.sentences import SENTENCE_END
 
 BLOCK_SEPARATOR = "\n\n"
 CRUMB_SEPARATOR = " > "
 
 # Every cut point is whitespace only, so the separator dropped where a section starts loses no text.
 _LINE_GAP = r"\s*\n"
-_SENTENCE_GAP = re.compile(r"(?<=[.!?][\"'”’)\]])\s+|(?<=[.!?])\s+|" + _LINE_GAP)
+_SENTENCE_GAP = re.compile(SENTENCE_END + "|" + _LINE_GAP)
 _WORD_GAP = re.compile(r"\s+")
 _PROSE_LADDER = (_SENTENCE_GAP, _WORD_GAP)
 # A sentence end inside a table cell or a code line is no seam; rows and lines are.

@@ -23,6 +23,7 @@ import numpy as np
 from ragkit.errors import InputError
 from ragkit.llm import LLM, as_llm
 from ragkit.retrieval import Hit
+from ragkit.sentences import SENTENCE_END
 
 if TYPE_CHECKING:
     from ragkit.kit import Kit
@@ -37,7 +38,7 @@ ELISION = "[...]"
 
 # Sentence ends (a closing quote or bracket may follow the stop) and line breaks; both are whitespace
 # gaps, so slicing between them never splits a word and keeps the text's own spacing.
-_SENTENCE_GAP = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+|\s*\n\s*")
+_SENTENCE_GAP = re.compile(SENTENCE_END + r"|\s*\n\s*")
 
 PROMPT = """\
 Answer the question using only the numbered sources below. After each statement, cite the sources \
