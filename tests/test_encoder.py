@@ -368,6 +368,15 @@ def test_batches_respect_the_token_budget_and_cover_every_text():
     assert waste < 0.05  # sorting keeps padding negligible
 
 
+def test_consecutive_groups_keep_order_and_fill_up_to_the_budget():
+    from ragkit.encoder.batching import consecutive_groups
+
+    sizes = [3, 4, 2, 9, 1, 1, 5]
+    groups = consecutive_groups(sizes, lambda size: size, 7)
+    assert [size for group in groups for size in group] == sizes
+    assert groups == [[3, 4], [2], [9], [1, 1, 5]]  # 9 alone is over the budget, and still goes
+
+
 def test_many_short_texts_and_one_long_text_come_back_in_input_order(gte):
     texts = [prose(n, seed=n) for n in range(1, 200)] + [prose(3000, seed=1)] + ["last"]
     vectors = gte.encode(texts, batch_tokens=1024)

@@ -6,7 +6,10 @@ budget whatever the input holds, so one 8192-token text and 5,000 short ones bot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def plan_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
@@ -23,3 +26,17 @@ def plan_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
+
+
+def consecutive_groups(items: Iterable[T], size: Callable[[T], int], budget: int) -> list[list[T]]:
+    """Items in their order, cut into groups whose sizes add up to at most `budget` (a lone item always
+    fits): the units of work handed to the encoder one after another."""
+    groups: list[list[T]] = []
+    filled = 0
+    for item in items:
+        if not groups or filled + size(item) > budget:
+            groups.append([])
+            filled = 0
+        groups[-1].append(item)
+        filled += size(item)
+    return groups

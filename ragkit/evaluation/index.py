@@ -10,10 +10,11 @@ dataset string has no pages, and the ids make the hash unnecessary here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ragkit.encoder.batching import consecutive_groups
 from ragkit.evaluation.units import Unit
 from ragkit.store import Point, Store, section_payload
 
@@ -50,7 +51,8 @@ def index_units(
     todo = sorted((u for pid, u in wanted.items() if pid not in present), key=lambda u: -u.tokens)
     tokens, seconds = encoder.stats.tokens, encoder.stats.seconds
     with _bar(sum(u.tokens for u in todo), progress) as bar:
-        for group in _groups(todo, GROUP_TOKENS.get(encoder.device.type, GROUP_TOKENS["cuda"])):
+        budget = GROUP_TOKENS.get(encoder.device.type, GROUP_TOKENS["cuda"])
+        for group in consecutive_groups(todo, lambda unit: unit.tokens, budget):
             vectors = encoder.encode([unit.embed_text for unit in group])
             points = [
                 Point(
@@ -79,19 +81,6 @@ def index_units(
         tokens=encoder.stats.tokens - tokens,
         seconds=encoder.stats.seconds - seconds,
     )
-
-
-def _groups(units: list[Unit], budget: int) -> Iterator[list[Unit]]:
-    group: list[Unit] = []
-    filled = 0
-    for unit in units:
-        if group and filled + unit.tokens > budget:
-            yield group
-            group, filled = [], 0
-        group.append(unit)
-        filled += unit.tokens
-    if group:
-        yield group
 
 
 def _bar(total: int, enabled: bool) -> Any:

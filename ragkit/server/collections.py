@@ -13,6 +13,7 @@ import numpy as np
 import ragkit
 from ragkit.config import Settings
 from ragkit.encoder import EncodeStats
+from ragkit.encoder.batching import consecutive_groups
 from ragkit.errors import CollectionNotFoundError
 from ragkit.kit import Kit
 
@@ -135,7 +136,8 @@ class RoutedEncoder:
         return self._encoder.count_tokens(texts)
 
     def encode(self, texts: Sequence[str], **options: Any) -> np.ndarray:
-        parts = self._slices(list(texts)) if self._background else [list(texts)]
+        texts = list(texts)
+        parts = consecutive_groups(texts, len, self._slice_chars) if self._background else [texts]
         futures = [
             self._engine.encode(self._encoder, part, background=self._background, **options) for part in parts
         ]
@@ -145,14 +147,3 @@ class RoutedEncoder:
         if not results:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.concatenate([vectors for vectors, _ in results])
-
-    def _slices(self, texts: list[str]) -> list[list[str]]:
-        slices: list[list[str]] = []
-        size = 0
-        for text in texts:
-            if not slices or size + len(text) > self._slice_chars:
-                slices.append([])
-                size = 0
-            slices[-1].append(text)
-            size += len(text)
-        return slices
