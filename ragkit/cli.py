@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import import_module
-from pathlib import Path
 
 from ragkit.config import ENVIRONMENT_VARIABLES
 from ragkit.errors import RagkitError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
 
-Command = Callable[[argparse.Namespace], int]
-
 # Each module adds its sub-command through `register(commands, store_flags)`.
-COMMAND_MODULES: tuple[str, ...] = ("ragkit.commands.search", "ragkit.commands.eval", "ragkit.commands.serve")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ragkit.commands.ingest",
+    "ragkit.commands.search",
+    "ragkit.commands.eval",
+    "ragkit.commands.serve",
+)
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -45,33 +47,6 @@ def open_kit(args: argparse.Namespace):
     )
 
 
-def _metadata(pairs: Sequence[str]) -> dict[str, str]:
-    metadata = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise RagkitError(f"--metadata {pair!r}: expected KEY=VALUE")
-        metadata[key] = value
-    return metadata
-
-
-def _ingest(args: argparse.Namespace) -> int:
-    with open_kit(args) as kit:
-        report = kit.ingest(
-            args.paths,
-            max_tokens=args.max_tokens,
-            prune=args.prune,
-            workers=args.workers,
-            metadata=_metadata(args.metadata),
-            progress=True,
-            report=args.report,
-        )
-    print(report.summary())
-    for failure in report.documents_failed:
-        print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
-    return 0 if report.ok else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ragkit",
@@ -82,22 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    ingest = commands.add_parser("ingest", help="parse, section, embed and upsert documents")
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
-    _store_flags(ingest)
-    ingest.add_argument("--max-tokens", type=int, help="section size limit (default: the model's limit)")
-    ingest.add_argument("--prune", action="store_true", help="delete documents whose files are gone")
-    ingest.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
-    ingest.add_argument(
-        "--workers",
-        type=int,
-        help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4)",
-    )
-    ingest.add_argument(
-        "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
-    )
-    ingest.set_defaults(run=_ingest)
     for module in COMMAND_MODULES:
         import_module(module).register(commands, _store_flags)
     return parser

@@ -1,0 +1,57 @@
+"""`ragkit ingest`: bring a collection in line with files and folders (see `ingest.pipeline`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragkit.cli import open_kit
+from ragkit.errors import RagkitError
+
+
+def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    ingest = commands.add_parser("ingest", help="parse, section, embed and upsert documents")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    store_flags(ingest)
+    ingest.add_argument("--max-tokens", type=int, help="section size limit (default: the model's limit)")
+    ingest.add_argument("--prune", action="store_true", help="delete documents whose files are gone")
+    ingest.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    ingest.add_argument(
+        "--workers",
+        type=int,
+        help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4)",
+    )
+    ingest.add_argument(
+        "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
+    )
+    ingest.set_defaults(run=_run)
+
+
+def _metadata(pairs: Sequence[str]) -> dict[str, str]:
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RagkitError(f"--metadata {pair!r}: expected KEY=VALUE")
+        metadata[key] = value
+    return metadata
+
+
+def _run(args: argparse.Namespace) -> int:
+    with open_kit(args) as kit:
+        report = kit.ingest(
+            args.paths,
+            max_tokens=args.max_tokens,
+            prune=args.prune,
+            workers=args.workers,
+            metadata=_metadata(args.metadata),
+            progress=True,
+            report=args.report,
+        )
+    print(report.summary())
+    for failure in report.documents_failed:
+        print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
+    return 0 if report.ok else 1
