@@ -91,7 +91,7 @@ class Encoder:
         """
         resolved = resolve_model(name_or_path)
         checkpoint = inspect_checkpoint(resolved.path)
-        torch_device = _pick_device(device)
+        torch_device = pick_device(device)
         return cls(
             resolved.name,
             checkpoint,
@@ -252,7 +252,8 @@ def _check_max_length(requested: int | None, checkpoint: Checkpoint) -> int:
     return requested
 
 
-def _pick_device(device: str | torch.device) -> torch.device:
+def pick_device(device: str | torch.device) -> torch.device:
+    """`auto` is CUDA when there is a GPU, else the CPU; anything else names a device."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

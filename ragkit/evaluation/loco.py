@@ -320,10 +320,9 @@ def _offline(enabled: bool, *modules: Any) -> Iterator[None]:
 
 def _card_dtype(device: str) -> str | None:
     """fp16 wherever the encoder will run on CUDA, as the card evaluated; the encoder's default elsewhere."""
-    import torch
+    from ragkit.encoder.encoder import pick_device
 
-    on_cuda = str(device).startswith("cuda") or (str(device) == "auto" and torch.cuda.is_available())
-    return "float16" if on_cuda else None
+    return "float16" if pick_device(device).type == "cuda" else None
 
 
 def _differences(settings: dict[str, Any]) -> list[str]:
