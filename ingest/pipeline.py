@@ -29,7 +29,7 @@ from ingest.sections import Section
 from ingest.worker import start_parsing_process
 from ragkit.encoder import TokenCounter
 from ragkit.errors import InputError, RagkitError, StoreError
-from ragkit.store import Point, Store, check_metadata, point_id, section_payload
+from ragkit.store import CollectionOptions, Point, Store, check_metadata, point_id, section_payload
 
 if TYPE_CHECKING:
     from ragkit.kit import Kit
@@ -51,19 +51,24 @@ def run(
     metadata: dict[str, Any] | None = None,
     progress: bool = False,
     report: Path | None = None,
+    collection_options: CollectionOptions | None = None,
+    build_index: bool = True,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`; return (and optionally write) the report.
 
     `workers` parsing processes (default: chosen by job size and machine, see `_auto_workers`; 0 parses
     in this process); `metadata` is stored with every section; `prune` deletes documents under `paths`
-    whose files are gone.
+    whose files are gone. `collection_options` shape a collection this job creates (and add declared
+    indexes to an existing one). `build_index` indexes the new points after the last write, as one step
+    whose duration is reported; the HTTP service turns it off, because on an embedded store it would
+    block searches for as long as it runs.
     """
     started = time.perf_counter()
     encoder = kit.encoder
     limit = _max_tokens(max_tokens, encoder.max_length)
     metadata = check_metadata(metadata or {})
     store, collection = kit.store, kit.collection
-    store.ensure_collection(collection, dim=encoder.dim, model=encoder.name)
+    store.ensure_collection(collection, dim=encoder.dim, model=encoder.name, options=collection_options)
     result = IngestReport(collection=collection, model=encoder.name)
 
     found = discover(paths)
@@ -114,6 +119,8 @@ def run(
     result.tokens_embedded = encoder.stats.tokens - tokens_before
     if prune:
         _prune(store, collection, states, {document_id(p) for p in found.files}, paths, result)
+    if build_index and (result.sections_embedded or result.sections_deleted):
+        result.index_seconds = round(store.build_index(collection), 3)
     result.seconds = round(time.perf_counter() - started, 3)
     log.info(result.summary())
     if report is not None:
@@ -256,7 +263,7 @@ def _point(prepared: Prepared, index: int, section: Section, vector: Any, metada
         doc_hash=job.doc_hash,
         metadata=metadata,
     )
-    return Point(point_id(job.doc_id, index, section.embed_text), vector, payload)
+    return Point(point_id(job.doc_id, index, section.embed_text), vector, payload, text=section.embed_text)
 
 
 class _Writer:

@@ -28,6 +28,8 @@ class IngestReport:
     sections_embedded: int = 0
     sections_deleted: int = 0
     tokens_embedded: int = 0
+    # Building the vector index after the last write (it blocks searches of an embedded store meanwhile).
+    index_seconds: float = 0.0
     seconds: float = 0.0
 
     @property
@@ -53,7 +55,8 @@ class IngestReport:
             f"{self.documents_seen} documents: {self.documents_ingested} ingested, {self.documents_unchanged} "
             f"unchanged, {len(self.documents_failed)} failed, {len(self.documents_skipped)} skipped, "
             f"{self.documents_deleted} pruned; {self.sections_embedded} sections embedded "
-            f"({self.tokens_embedded:,} tokens), {self.sections_deleted} deleted, in {self.seconds:.1f}s"
+            f"({self.tokens_embedded:,} tokens), {self.sections_deleted} deleted, in {self.seconds:.1f}s "
+            f"(index build {self.index_seconds:.1f}s)"
         )
 
 

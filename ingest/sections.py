@@ -47,7 +47,7 @@ class Section:
     @property
     def embed_text(self) -> str:
         """The breadcrumb travels with the text, so a section is found by its place as well as its words."""
-        return _embed_text(self.breadcrumb, self.text)
+        return embedded_text(self.breadcrumb, self.text)
 
 
 def build_sections(
@@ -233,7 +233,7 @@ class _Sectioner:
     def _settle(self, drafts: list[_Draft]) -> list[list[Section]]:
         """The sections each draft becomes: all drafts are counted exactly in one call, and those over
         the limit come apart and are settled again, together."""
-        counts = self._count([_embed_text(draft.breadcrumb, draft.text) for draft in drafts])
+        counts = self._count([embedded_text(draft.breadcrumb, draft.text) for draft in drafts])
         undone = {
             i: self._undo(draft, tokens)
             for i, (draft, tokens) in enumerate(zip(drafts, counts, strict=True))
@@ -353,7 +353,8 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _embed_text(breadcrumb: tuple[str, ...], text: str) -> str:
+def embedded_text(breadcrumb: Sequence[str], text: str) -> str:
+    """What the encoder reads (and BM25 indexes) of a section: its breadcrumb, then its text."""
     return CRUMB_SEPARATOR.join(breadcrumb) + BLOCK_SEPARATOR + text
 
 

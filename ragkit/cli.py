@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ragkit.commands.search",
     "ragkit.commands.eval",
     "ragkit.commands.serve",
+    "ragkit.commands.store",
 )
 
 
@@ -31,6 +32,55 @@ def _store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="Qdrant API key (RAGKIT_QDRANT_API_KEY)")
     parser.add_argument("--model", help="encoder: hub id, directory or alias minilm/gte-large (RAGKIT_MODEL)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (RAGKIT_DEVICE)")
+
+
+def collection_flags(parser: argparse.ArgumentParser) -> None:
+    """How a collection that the command creates is built (see `ragkit.store.CollectionOptions`)."""
+    group = parser.add_argument_group("new collections")
+    group.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="FIELD[:TYPE]",
+        help="payload index for filtered search (TYPE keyword, integer or float; default keyword); "
+        "doc_id and source are always indexed; repeatable, also added to an existing collection",
+    )
+    group.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="int8 scalar quantization of the dense vectors, searched with rescoring (4x less vector memory)",
+    )
+    group.add_argument(
+        "--bm25-language", metavar="LANG", help="stop words and stemmer of BM25 (default english)"
+    )
+    group.add_argument("--no-stemming", action="store_true", help="BM25 without stemming")
+    group.add_argument("--no-stopwords", action="store_true", help="BM25 without stop words")
+    group.add_argument("--shards", type=int, metavar="N", help="Qdrant server: shard_number")
+    group.add_argument("--replicas", type=int, metavar="N", help="Qdrant server: replication_factor")
+    group.add_argument(
+        "--write-consistency", type=int, metavar="N", help="Qdrant server: write_consistency_factor"
+    )
+
+
+def collection_options(args: argparse.Namespace):
+    """The `CollectionOptions` of `collection_flags`; BM25 settings only when one of their flags is given."""
+    from ragkit.store import Bm25Settings, CollectionOptions, parse_index
+
+    bm25 = None
+    if args.bm25_language or args.no_stemming or args.no_stopwords:
+        bm25 = Bm25Settings(
+            language=args.bm25_language or "english",
+            stemming=not args.no_stemming,
+            stopwords=not args.no_stopwords,
+        )
+    return CollectionOptions(
+        bm25=bm25,
+        indexes=dict(parse_index(declared) for declared in args.index),
+        quantize=args.quantize,
+        shards=args.shards,
+        replicas=args.replicas,
+        write_consistency=args.write_consistency,
+    )
 
 
 def open_kit(args: argparse.Namespace):

@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragkit import retrieval
 from ragkit.config import DEFAULT_STORE, Settings
 from ragkit.encoder import Encoder
 from ragkit.errors import CollectionNotFoundError, ModelMismatchError
-from ragkit.retrieval import Hit
+from ragkit.retrieval import Hit, Retriever
 from ragkit.store import CollectionInfo, Store
 
 if TYPE_CHECKING:
@@ -88,18 +87,23 @@ class Kit:
             self.store.delete_where(self.collection, {"doc_id": doc_id})
         return deleted
 
-    def search(self, query: str, **options: Any) -> list[Hit]:
-        """Best sections for a query: `top_k=5`, `filters={...}`, `score_threshold=None`."""
+    def retriever(self) -> Retriever:
+        """The read path over this collection: its encoder and store, without the rest of the Kit."""
         self._require_collection()
-        return retrieval.search(self, query, **options)
+        return Retriever(self.encoder, self.store, self.collection)
+
+    def search(self, query: str, **options: Any) -> list[Hit]:
+        """Best sections for a query: `top_k=5`, `filters={...}`, `score_threshold=None`,
+        `mode="hybrid"|"dense"|"sparse"` (see `ragkit.retrieval.Retriever.search`)."""
+        return self.retriever().search(query, **options)
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` without blocking the event loop."""
         self._require_collection()
-        return await retrieval.asearch(self, query, **options)
+        return await self.retriever().asearch(query, **options)
 
     def query_engine(self, llm: Any = None, **options: Any) -> QueryEngine:
-        """Answers with numbered sources: `top_k`, `context_tokens`, `filters`; see `ragkit.query_engine`."""
+        """Answers with numbered sources: `top_k`, `context_tokens`, `filters`, `mode`; see `ragkit.query_engine`."""
         from ragkit.query_engine import QueryEngine
 
         return QueryEngine(self, llm, **options)

@@ -22,11 +22,11 @@ import numpy as np
 
 from ragkit.errors import InputError
 from ragkit.llm import LLM, as_llm
-from ragkit.retrieval import Hit
+from ragkit.retrieval import DEFAULT_MODE, Hit
 from ragkit.sentences import SENTENCE_END
 
 if TYPE_CHECKING:
-    from ragkit.kit import Kit
+    from ragkit.retrieval import Searcher
 
 DEFAULT_TOP_K = 5
 DEFAULT_CONTEXT_TOKENS = 3000
@@ -100,19 +100,21 @@ class QueryResponse:
 class QueryEngine:
     """Answers questions from one collection; build it with `kit.query_engine(...)`.
 
+    `searcher` is anything that searches a collection and has its encoder (a `Kit`, a `Retriever`).
     `llm` is a function prompt -> str, a LangChain chat model, a LlamaIndex LLM, a `ragkit.llm.LLM`, or
     None for the OpenAI-compatible server in RAGKIT_LLM_URL, and failing that an extractive answer.
     """
 
     def __init__(
         self,
-        kit: Kit,
+        searcher: Searcher,
         llm: Any = None,
         *,
         top_k: int = DEFAULT_TOP_K,
         context_tokens: int = DEFAULT_CONTEXT_TOKENS,
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
+        mode: str = DEFAULT_MODE,
     ) -> None:
         if isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
             raise InputError(f"context_tokens must be an integer, got {context_tokens!r}")
@@ -120,17 +122,18 @@ class QueryEngine:
             raise InputError(
                 f"context_tokens must be at least {MIN_CONTEXT_TOKENS} to hold one source, got {context_tokens}"
             )
-        self.kit = kit
+        self.searcher = searcher
         self.llm: LLM | None = as_llm(llm)
         self.top_k = top_k
         self.context_tokens = context_tokens
         self.filters = filters
         self.score_threshold = score_threshold
+        self.mode = mode
 
     def query(self, question: str) -> QueryResponse:
         """Retrieve, assemble the context, answer."""
         clock = _Clock()
-        hits = self.kit.search(question, **self._search_options())
+        hits = self.searcher.search(question, **self._search_options())
         clock.lap("retrieve")
         sources = self.context(question, hits)
         clock.lap("context")
@@ -146,7 +149,7 @@ class QueryEngine:
     async def aquery(self, question: str) -> QueryResponse:
         """`query` without blocking the event loop: encoder work runs in worker threads."""
         clock = _Clock()
-        hits = await self.kit.asearch(question, **self._search_options())
+        hits = await self.searcher.asearch(question, **self._search_options())
         clock.lap("retrieve")
         sources = await asyncio.to_thread(self.context, question, hits)
         clock.lap("context")
@@ -229,23 +232,28 @@ class QueryEngine:
         return None
 
     def _relevance(self, question: str, texts: list[str]) -> np.ndarray:
-        vectors = self.kit.encoder.encode([question, *texts], truncate=True)
+        vectors = self.searcher.encoder.encode([question, *texts], truncate=True)
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors[1:] @ vectors[0]
 
     def _token_counts(self, texts: list[str]) -> list[int]:
         """Tokens as the encoder's tokenizer counts them, without its [CLS]/[SEP]-style specials."""
-        counts = self.kit.encoder.count_tokens(["", *texts])
+        counts = self.searcher.encoder.count_tokens(["", *texts])
         return [count - counts[0] for count in counts[1:]]
 
     def _tokens(self, text: str) -> int:
         return self._token_counts([text])[0]
 
     def _search_options(self) -> dict[str, Any]:
-        return {"top_k": self.top_k, "filters": self.filters, "score_threshold": self.score_threshold}
+        return {
+            "top_k": self.top_k,
+            "filters": self.filters,
+            "score_threshold": self.score_threshold,
+            "mode": self.mode,
+        }
 
     def _nothing_found(self) -> str:
-        return f"No section of collection {self.kit.collection!r} matched the question."
+        return f"No section of collection {self.searcher.collection!r} matched the question."
 
 
 class _Clock:

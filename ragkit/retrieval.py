@@ -1,28 +1,35 @@
-"""Query -> hits: embed the query with the collection's encoder, search the store, shape the results.
+"""Query -> hits: embed the query, search the store in the chosen mode, shape the results.
 
-`Hit` is the one result type every adapter (LangChain, LlamaIndex, HTTP, query engine) translates from.
+The read path takes what it uses, an encoder and a store (a `Retriever`), or anything that searches (a
+`Searcher`), never the user-facing `Kit`: `Kit` composes these for users, the HTTP service composes its
+own. `Hit` is the one result type every adapter (LangChain, LlamaIndex, HTTP, query engine) translates.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ragkit.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragkit.kit import Kit
+    from ragkit.store import Store
 
 MAX_TOP_K = 1000
+# Measured (README, "Search modes"): hybrid beat dense and sparse in nDCG@10 on both long-document sets.
+DEFAULT_MODE = "hybrid"
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved section: point id, cosine score, section text, and everything else in `metadata`.
+    """One retrieved section: point id, score, section text, and everything else in `metadata`.
 
+    The score is the search mode's: a cosine similarity (dense), a BM25 score (sparse), or a fused rank
+    score (hybrid; RRF gives at most 2/61 ≈ 0.033), so compare scores within one mode only.
     `metadata` holds at least source, doc_id, title, breadcrumb, page_start/page_end, section_index.
     """
 
@@ -32,41 +39,90 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def search(
-    kit: Kit,
-    query: str,
-    *,
-    top_k: int = 5,
-    filters: dict[str, Any] | None = None,
-    score_threshold: float | None = None,
-) -> list[Hit]:
-    """The best `top_k` sections for `query`, best first."""
-    _check_query(query, top_k)
-    vector = kit.encoder.encode([query], truncate=True)[0]
-    return search_vector(kit, vector, top_k=top_k, filters=filters, score_threshold=score_threshold)
+class QueryEncoder(Protocol):
+    """What the read path needs of an encoder: `ragkit.Encoder` and the service's routed one both fit."""
+
+    def encode(self, texts: Sequence[str], **options: Any) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
-def search_vector(
-    kit: Kit,
-    vector: np.ndarray,
-    *,
-    top_k: int = 5,
-    filters: dict[str, Any] | None = None,
-    score_threshold: float | None = None,
-) -> list[Hit]:
-    """`search` for a query embedded already: the HTTP service embeds concurrent queries in one batch."""
-    stored = kit.store.search(
-        kit.collection, vector, top_k=top_k, filters=filters, score_threshold=score_threshold
-    )
-    return [_hit(point.id, point.score, point.payload) for point in stored]
+class Searcher(Protocol):
+    """A collection that answers queries: a `Kit`, a `Retriever`, or the service's collection view."""
+
+    @property
+    def collection(self) -> str: ...
+
+    @property
+    def encoder(self) -> QueryEncoder: ...
+
+    def search(self, query: str, **options: Any) -> list[Hit]: ...
+
+    async def asearch(self, query: str, **options: Any) -> list[Hit]: ...
 
 
-async def asearch(kit: Kit, query: str, **options: Any) -> list[Hit]:
-    """`search` in a worker thread: the encoder and the embedded store are blocking and CPU-bound."""
-    return await asyncio.to_thread(search, kit, query, **options)
+@dataclass(frozen=True)
+class Retriever:
+    """Searches one collection of a store, embedding queries with the collection's encoder."""
+
+    encoder: QueryEncoder
+    store: Store
+    collection: str
+
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 5,
+        filters: dict[str, Any] | None = None,
+        score_threshold: float | None = None,
+        mode: str = DEFAULT_MODE,
+        fusion: str = "rrf",
+    ) -> list[Hit]:
+        """The best `top_k` sections for `query`, best first; `mode` is dense, sparse or hybrid."""
+        check_query(query, top_k)
+        vector = None if mode == "sparse" else self.encoder.encode([query], truncate=True)[0]
+        return self.search_vector(
+            vector,
+            query,
+            top_k=top_k,
+            filters=filters,
+            score_threshold=score_threshold,
+            mode=mode,
+            fusion=fusion,
+        )
+
+    def search_vector(
+        self,
+        vector: np.ndarray | None,
+        query: str,
+        *,
+        top_k: int = 5,
+        filters: dict[str, Any] | None = None,
+        score_threshold: float | None = None,
+        mode: str = DEFAULT_MODE,
+        fusion: str = "rrf",
+    ) -> list[Hit]:
+        """`search` for a query embedded already: the HTTP service embeds concurrent queries in one batch."""
+        check_query(query, top_k)
+        stored = self.store.search(
+            self.collection,
+            vector,
+            top_k=top_k,
+            filters=filters,
+            score_threshold=score_threshold,
+            mode=mode,
+            text=query,
+            fusion=fusion,
+        )
+        return [_hit(point.id, point.score, point.payload) for point in stored]
+
+    async def asearch(self, query: str, **options: Any) -> list[Hit]:
+        """`search` in a worker thread: the encoder and the embedded store are blocking and CPU-bound."""
+        return await asyncio.to_thread(self.search, query, **options)
 
 
-def _check_query(query: str, top_k: int) -> None:
+def check_query(query: str, top_k: int) -> None:
     if not isinstance(query, str) or not query.strip():
         raise InputError("the query is empty: pass some text to search for")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:

@@ -1,7 +1,10 @@
-"""The Store facade against a real embedded Qdrant in a temporary folder: no mocks."""
+"""The Store facade against real engines, no mocks: Qdrant Edge in a temporary folder, and the server
+request path through qdrant-client's in-memory engine. Every behaviour below holds on both unless a test
+names one engine."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
@@ -13,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient, models
 
 from ragkit.errors import (
     CollectionNotFoundError,
@@ -22,13 +24,22 @@ from ragkit.errors import (
     StoreError,
     StoreLockedError,
 )
-from ragkit.store import Point, Store, point_id, to_qdrant_filter
+from ragkit.store import Point, Store, parse_filters, point_id
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+ENGINES = {"edge": lambda folder: Store.open(path=folder), "server": lambda _: Store.open(url=":memory:")}
+
+
+@pytest.fixture(params=ENGINES, ids=ENGINES)
+def store(request, tmp_path: Path):
+    with ENGINES[request.param](tmp_path / "db") as opened:
+        yield opened
+
+
 @pytest.fixture
-def store(tmp_path: Path):
+def folder_store(tmp_path: Path):
     with Store.open(path=tmp_path / "db") as opened:
         yield opened
 
@@ -65,27 +76,27 @@ def test_new_collection_records_model_and_reopening_checks_it(tmp_path: Path):
             store.ensure_collection("docs", dim=8, model="gte-base-en-v1.5")
 
 
-def test_plain_qdrant_client_reads_a_closed_store(tmp_path: Path):
+def test_a_folder_holds_one_edge_shard_per_collection_with_its_schema_beside_it(tmp_path: Path):
     with Store.open(path=tmp_path) as store:
         store.ensure_collection("docs", dim=4, model="m")
         store.upsert("docs", [section(i) for i in range(3)])
-    client = QdrantClient(path=str(tmp_path))
-    try:
-        info = client.get_collection("docs")
-        assert info.config.metadata == {"model": "m", "dim": 4, "ragkit_schema": 1}
-        dense = info.config.params.vectors["dense"]
-        assert (dense.size, dense.distance) == (4, "Cosine")
-        assert client.count("docs").count == 3
-    finally:
-        client.close()
+    assert json.loads((tmp_path / "ragkit-store.json").read_text())["engine"] == "qdrant-edge"
+    recorded = json.loads((tmp_path / "collections" / "docs" / "schema.json").read_text())
+    assert recorded["ragkit_schema"] == 2
+    assert (recorded["model"], recorded["dim"]) == ("m", 4)
+    assert recorded["bm25"]["language"] == "english"
+    assert recorded["indexes"] == {"doc_id": "keyword", "source": "keyword"}
+    assert (tmp_path / "collections" / "docs" / "shard" / "wal").is_dir()
+    with Store.open(path=tmp_path) as store:
+        assert store.count("docs") == 3
 
 
 def test_a_collection_not_made_by_ragkit_is_refused_rather_than_written_into(tmp_path: Path):
-    client = QdrantClient(path=str(tmp_path))
-    client.create_collection(
-        "foreign", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
-    )
-    client.close()
+    with Store.open(path=tmp_path):
+        pass
+    foreign = tmp_path / "collections" / "foreign"
+    foreign.mkdir(parents=True)
+    (foreign / "schema.json").write_text('{"vectors": 4}')
     with (
         Store.open(path=tmp_path) as store,
         pytest.raises(StoreError, match="'foreign'.*not created by ragkit"),
@@ -139,7 +150,7 @@ def test_search_returns_nearest_first_with_cosine_scores_and_payload(store: Stor
         "orthogonal": [0, 0, 5.0],
         "opposite": [-1.0, 0, 0],
     }
-    store.upsert("docs", [Point(point_id(k, 0, k), v, {"name": k}) for k, v in vectors.items()])
+    store.upsert("docs", [Point(point_id(k, 0, k), v, {"name": k, "text": k}) for k, v in vectors.items()])
 
     hits = store.search("docs", np.array([1.0, 0, 0]), top_k=3)
     assert [h.payload["name"] for h in hits] == ["same", "diagonal", "orthogonal"]
@@ -195,12 +206,12 @@ def test_every_filter_form_narrows_search_count_and_scroll(store: Store, filters
 )
 def test_malformed_filters_name_the_key_and_the_allowed_forms(filters, message):
     with pytest.raises(InputError, match=message):
-        to_qdrant_filter(filters)
+        parse_filters(filters)
 
 
 def test_no_filter_means_no_condition():
-    assert to_qdrant_filter(None) is None
-    assert to_qdrant_filter({}) is None
+    assert parse_filters(None) == ()
+    assert parse_filters({}) == ()
 
 
 def test_delete_where_removes_only_the_matching_points(store: Store):
@@ -264,9 +275,11 @@ def test_vectors_of_the_wrong_size_or_with_nan_are_refused_before_the_engine(sto
     with pytest.raises(InputError, match="3 dimensions.*4-dimensional vectors of model 'm'"):
         store.search("docs", [1.0, 0, 0])
     with pytest.raises(InputError, match="NaN"):
-        store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, np.nan, 0, 0], {})])
+        store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, np.nan, 0, 0], {}, text="t")])
     with pytest.raises(InputError, match="not a UUID"):
-        store.upsert("docs", [Point("section-1", [1.0, 0, 0, 0], {})])
+        store.upsert("docs", [Point("section-1", [1.0, 0, 0, 0], {}, text="t")])
+    with pytest.raises(InputError, match="no text for its BM25 vector"):
+        store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, 0, 0, 0], {})])
     assert store.count("docs") == 0
 
 
@@ -285,7 +298,7 @@ def test_a_closed_store_refuses_calls(tmp_path: Path):
         store.collections()
 
 
-def test_a_folder_held_by_this_process_is_locked_for_a_second_process(store: Store, tmp_path: Path):
+def test_a_folder_held_by_this_process_is_locked_for_a_second_process(folder_store: Store, tmp_path: Path):
     script = (
         "import sys\n"
         "from ragkit.errors import StoreError\n"

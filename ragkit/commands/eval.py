@@ -1,6 +1,7 @@
 """`ragkit eval`: how well a model and a cutting strategy retrieve, on a BEIR-layout folder or on LoCo.
 
     ragkit eval DATASET_DIR --model minilm [--strategy section|chunk] [--chunk-tokens 512] [--top-k 100]
+                [--mode hybrid|dense|sparse]
     ragkit eval loco --model Alibaba-NLP/gte-large-en-v1.5 [--tasks qmsum,gov_report] [--loco-dir DIR]
 
 Documents are indexed in a temporary embedded store (or in --store DIR / --url, where a second run
@@ -9,7 +10,7 @@ reuses what is stored) and every judged query goes through `Kit.search`. The tex
 
 `"schema": "ragkit.eval/1"` (a dataset folder)
     dataset, model, device, dtype: what ran and where ("float32", "float16", ...)
-    strategy: "section" | "chunk"; max_tokens: per unit; chunk_tokens: as asked (null for sections)
+    strategy: "section" | "chunk"; mode: "dense" | "sparse" | "hybrid"; max_tokens: per unit; chunk_tokens: as asked (null for sections)
     top_k: documents ranked per query; collection: the Qdrant collection used
     documents, queries (judged ones), units (sections or chunks), units_embedded, units_reused
     tokens_embedded, embed_seconds, tokens_per_second: document embedding only
@@ -79,6 +80,13 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     parser.add_argument(
         "--top-k", type=int, default=100, metavar="K", help="documents ranked per query (default 100)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=("dense", "sparse", "hybrid"),
+        default="hybrid",
+        help="search mode (default hybrid); the stored vectors serve every mode, so with --store DIR "
+        "comparing modes embeds the corpus once",
+    )
     parser.add_argument("--split", default="test", help="qrels file qrels/SPLIT.tsv (default test)")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object (schema: pydoc ragkit.commands.eval)"
@@ -142,4 +150,6 @@ def _run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> Any:
     from ragkit.evaluation.options import EvalOptions
 
-    return EvalOptions(strategy=args.strategy, chunk_tokens=args.chunk_tokens, top_k=args.top_k)
+    return EvalOptions(
+        strategy=args.strategy, chunk_tokens=args.chunk_tokens, top_k=args.top_k, mode=args.mode
+    )

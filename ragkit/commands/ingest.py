@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragkit.cli import open_kit
+from ragkit.cli import collection_flags, collection_options, open_kit
 from ragkit.errors import RagkitError
 
 
@@ -27,6 +27,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     ingest.add_argument(
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
     )
+    collection_flags(ingest)
     ingest.set_defaults(run=_run)
 
 
@@ -50,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
             metadata=_metadata(args.metadata),
             progress=True,
             report=args.report,
+            collection_options=collection_options(args),
         )
     print(report.summary())
     for failure in report.documents_failed:

@@ -14,7 +14,8 @@ from ragkit.cli import open_kit
 from ragkit.errors import InputError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES, OpenAICompatibleLLM
 from ragkit.query_engine import DEFAULT_CONTEXT_TOKENS, DEFAULT_TOP_K, QueryResponse
-from ragkit.retrieval import Hit
+from ragkit.retrieval import DEFAULT_MODE, Hit
+from ragkit.store import SEARCH_MODES as MODES
 
 FILTER_HELP = """\
 filters (--filter, repeatable; every key must match):
@@ -49,7 +50,12 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     search.add_argument("query", metavar="QUERY")
     store_flags(search)
     _read_flags(search)
-    search.add_argument("--score-threshold", type=float, metavar="S", help="drop hits scoring below S")
+    search.add_argument(
+        "--score-threshold",
+        type=float,
+        metavar="S",
+        help="drop hits scoring below S, in the mode's scale (cosine, BM25, or fused rank score)",
+    )
     search.set_defaults(run=_search)
 
     query = commands.add_parser(
@@ -85,6 +91,12 @@ def _read_flags(parser: argparse.ArgumentParser) -> None:
         dest="filters",
         metavar="K=V",
         help="metadata filter, repeatable (see below)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help=f"dense (embeddings), sparse (BM25 keywords) or hybrid (both, fused by rank; default {DEFAULT_MODE})",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -131,7 +143,13 @@ def _as_list(value: Any) -> list[Any]:
 def _search(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filters)
     with open_kit(args) as kit:
-        hits = kit.search(args.query, top_k=args.top_k, filters=filters, score_threshold=args.score_threshold)
+        hits = kit.search(
+            args.query,
+            top_k=args.top_k,
+            filters=filters,
+            score_threshold=args.score_threshold,
+            mode=args.mode,
+        )
         collection = kit.collection
     if args.json:
         hits_json = [asdict(hit) for hit in hits]
@@ -153,7 +171,9 @@ def _query(args: argparse.Namespace) -> int:
     if llm is None and args.llm_model:
         raise InputError("--llm-model needs a server: pass --llm-url or set RAGKIT_LLM_URL")
     with open_kit(args) as kit:
-        engine = kit.query_engine(llm, top_k=args.top_k, context_tokens=args.context_tokens, filters=filters)
+        engine = kit.query_engine(
+            llm, top_k=args.top_k, context_tokens=args.context_tokens, filters=filters, mode=args.mode
+        )
         response = engine.query(args.question)
     if args.json:
         print(json.dumps(response.to_dict(), ensure_ascii=False, indent=2))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ragkit.cli import collection_flags, collection_options
 from ragkit.config import env
 from ragkit.errors import InputError
 
@@ -33,6 +34,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     store_flags(serve)
+    collection_flags(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     serve.add_argument(
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         keys=keys,
         work_dir=args.work_dir or Path(env("RAGKIT_WORK_DIR") or DEFAULT_WORK_DIR),
         max_upload_bytes=max_upload_mb * 2**20,
+        collection_options=collection_options(args),
     )
 
     import uvicorn

@@ -68,6 +68,7 @@ def index_units(
                         section_count=u.count,
                         tokens=u.tokens,
                     ),
+                    text=u.embed_text,
                 )
                 for u, v in zip(group, vectors, strict=True)
             ]

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ragkit.retrieval import MAX_TOP_K, Hit, search_vector
+from ragkit.retrieval import MAX_TOP_K, Hit
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragkit.kit import Kit
+    from ragkit.retrieval import Retriever
 
 Run = dict[str, dict[str, float]]
 """run[query_id][doc_id] = score, the shape IR-metric libraries take."""
@@ -43,21 +43,36 @@ def best_per_document(hits: Iterable[Hit], top_k: int) -> dict[str, float]:
 
 
 def rank_documents(
-    kit: Kit, vector: np.ndarray, *, top_k: int, points: int, documents: int
+    retriever: Retriever,
+    vector: np.ndarray,
+    query: str,
+    *,
+    top_k: int,
+    points: int,
+    documents: int,
+    mode: str,
 ) -> dict[str, float]:
     """The `top_k` documents for an embedded query; fewer only when the search limit is hit."""
     wanted = min(top_k, documents)
     cap = min(MAX_TOP_K, points)
     limit = min(cap, max(wanted, math.ceil(wanted * points / documents)))
     while True:
-        ranking = best_per_document(search_vector(kit, vector, top_k=limit), top_k)
+        hits = retriever.search_vector(vector, query, top_k=limit, mode=mode)
+        ranking = best_per_document(hits, top_k)
         if len(ranking) >= wanted or limit >= cap:
             return ranking
         limit = min(cap, 2 * limit)
 
 
 def rank_queries(
-    kit: Kit, queries: Mapping[str, str], *, top_k: int, points: int, documents: int, progress: bool
+    retriever: Retriever,
+    queries: Mapping[str, str],
+    *,
+    top_k: int,
+    points: int,
+    documents: int,
+    mode: str,
+    progress: bool,
 ) -> tuple[Run, SearchStats]:
     """Rank documents for every query, timing the whole (query encoding included)."""
     from tqdm.auto import tqdm
@@ -66,14 +81,16 @@ def rank_queries(
     short = 0
     started = time.perf_counter()
     # All queries in one encode call: token-budget batches instead of one forward pass per query.
-    vectors = kit.encoder.encode(list(queries.values()), truncate=True)
-    for query_id, vector in tqdm(
-        zip(queries, vectors, strict=True),
+    vectors = retriever.encoder.encode(list(queries.values()), truncate=True)
+    for (query_id, query), vector in tqdm(
+        zip(queries.items(), vectors, strict=True),
         desc="searching",
         unit="query",
         total=len(queries),
         disable=not progress,
     ):
-        run[query_id] = rank_documents(kit, vector, top_k=top_k, points=points, documents=documents)
+        run[query_id] = rank_documents(
+            retriever, vector, query, top_k=top_k, points=points, documents=documents, mode=mode
+        )
         short += len(run[query_id]) < min(top_k, documents)
     return run, SearchStats(len(queries), short, time.perf_counter() - started)

@@ -19,6 +19,7 @@ class EvalResult:
     device: str
     dtype: str
     strategy: str
+    mode: str  # dense, sparse or hybrid
     max_tokens: int  # per section, or per chunk after clamping to the model's limit
     chunk_tokens: int | None  # as requested; None for sections
     top_k: int
@@ -52,6 +53,7 @@ class EvalResult:
             "device": self.device,
             "dtype": self.dtype,
             "strategy": self.strategy,
+            "mode": self.mode,
             "max_tokens": self.max_tokens,
             "chunk_tokens": self.chunk_tokens,
             "top_k": self.top_k,
@@ -82,7 +84,7 @@ class EvalResult:
             f"index      {self.units:,} {kind} in collection {self.collection!r}: "
             f"{self.units_embedded:,} embedded, {self.units_reused:,} already stored",
             _embedding_line(self),
-            f"search     {self.queries:,} queries in {self.search_seconds:.1f} s "
+            f"search     {self.queries:,} queries, {self.mode} mode, in {self.search_seconds:.1f} s "
             f"({self.queries_per_second:,.1f} queries/s)",
             "",
             *(f"{LABELS[name]:<11}{value:.4f}" for name, value in self.metrics.items()),

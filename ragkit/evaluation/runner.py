@@ -1,6 +1,6 @@
-"""One evaluation end to end: dataset -> units -> embedded collection -> `Kit.search` -> metrics.
+"""One evaluation end to end: dataset -> units -> embedded collection -> `Retriever` search -> metrics.
 
-Everything goes through the parts users run (the sectioner, the encoder, the store, `Kit.search`), so
+Everything goes through the parts users run (the sectioner, the encoder, the store, the retriever), so
 the figures describe ragkit as deployed rather than a re-implementation of it.
 """
 
@@ -22,8 +22,7 @@ from ragkit.evaluation.options import EvalOptions, Strategy
 from ragkit.evaluation.ranking import rank_queries
 from ragkit.evaluation.result import EvalResult
 from ragkit.evaluation.units import Unit, document_units, unit_limit
-from ragkit.kit import Kit
-from ragkit.retrieval import MAX_TOP_K
+from ragkit.retrieval import MAX_TOP_K, Retriever
 from ragkit.store import Store
 
 
@@ -73,10 +72,15 @@ def evaluate(
     stats = index_units(store, collection, encoder, units, source=dataset.name, progress=progress)
     if stats.deleted:
         notes.append(f"removed {stats.deleted} points of collection {collection!r} that no current unit has")
-    kit = Kit(collection, store, model=None, device=str(encoder.device), encoder=encoder)
     queries = dataset.judged_queries
     run, search = rank_queries(
-        kit, queries, top_k=options.top_k, points=stats.units, documents=indexed, progress=progress
+        Retriever(encoder, store, collection),
+        queries,
+        top_k=options.top_k,
+        points=stats.units,
+        documents=indexed,
+        mode=options.mode,
+        progress=progress,
     )
     if options.top_k < 100:
         notes.append(f"--top-k {options.top_k} < 100: Recall@100 counts only the top {options.top_k}")
@@ -91,6 +95,7 @@ def evaluate(
         device=str(encoder.device),
         dtype=str(encoder.dtype).removeprefix("torch."),
         strategy=options.strategy,
+        mode=options.mode,
         max_tokens=max_tokens,
         chunk_tokens=options.chunk_tokens if options.strategy == "chunk" else None,
         top_k=options.top_k,

@@ -16,11 +16,11 @@ from pydantic import ConfigDict
 
 from ragkit.encoder import Encoder
 from ragkit.kit import Kit
-from ragkit.retrieval import Hit
+from ragkit.retrieval import DEFAULT_MODE, Hit
 
 
 class LangChainRetriever(BaseRetriever):
-    """`invoke`, `ainvoke` and `batch` over `kit.search`; `k` is ragkit's `top_k`."""
+    """`invoke`, `ainvoke` and `batch` over `kit.search`; `k` is ragkit's `top_k`, `mode` its search mode."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -28,6 +28,7 @@ class LangChainRetriever(BaseRetriever):
     k: int = 5
     filters: dict[str, Any] | None = None
     score_threshold: float | None = None
+    mode: str = DEFAULT_MODE
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -40,7 +41,12 @@ class LangChainRetriever(BaseRetriever):
         return [to_document(hit) for hit in await self.kit.asearch(query, **self._options())]
 
     def _options(self) -> dict[str, Any]:
-        return {"top_k": self.k, "filters": self.filters, "score_threshold": self.score_threshold}
+        return {
+            "top_k": self.k,
+            "filters": self.filters,
+            "score_threshold": self.score_threshold,
+            "mode": self.mode,
+        }
 
 
 class LangChainEmbeddings(Embeddings):

@@ -19,14 +19,15 @@ from pydantic import PrivateAttr
 from ragkit.encoder import Encoder
 from ragkit.errors import InputError
 from ragkit.kit import Kit
-from ragkit.retrieval import Hit
+from ragkit.retrieval import DEFAULT_MODE, Hit
 
 # Stored for ingestion's change detection, not for reading: kept in the metadata, out of prompts.
 BOOKKEEPING_KEYS = ["doc_id", "doc_hash", "tokens", "section_index", "section_count"]
 
 
 class LlamaIndexRetriever(BaseRetriever):
-    """`retrieve` and `aretrieve` over `kit.search`; `similarity_top_k` is ragkit's `top_k`."""
+    """`retrieve` and `aretrieve` over `kit.search`; `similarity_top_k` is ragkit's `top_k`, `mode` its
+    search mode (dense, sparse or hybrid, as LlamaIndex's `vector_store_query_mode`)."""
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class LlamaIndexRetriever(BaseRetriever):
         similarity_top_k: int = 5,
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
+        mode: str = DEFAULT_MODE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -42,6 +44,7 @@ class LlamaIndexRetriever(BaseRetriever):
         self.similarity_top_k = similarity_top_k
         self.filters = filters
         self.score_threshold = score_threshold
+        self.mode = mode
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [to_node(hit) for hit in self.kit.search(query_bundle.query_str, **self._options())]
@@ -54,6 +57,7 @@ class LlamaIndexRetriever(BaseRetriever):
             "top_k": self.similarity_top_k,
             "filters": self.filters,
             "score_threshold": self.score_threshold,
+            "mode": self.mode,
         }
 
 
@@ -96,7 +100,9 @@ def query_engine(kit: Kit, llm: LLM, **options: Any) -> RetrieverQueryEngine:
         # LlamaIndex would fall back to its global default, an OpenAI model reached over the network.
         raise InputError("as_llamaindex_query_engine needs an llm: pass any LlamaIndex LLM")
     retriever_options = {
-        key: options.pop(key) for key in ("similarity_top_k", "filters", "score_threshold") if key in options
+        key: options.pop(key)
+        for key in ("similarity_top_k", "filters", "score_threshold", "mode")
+        if key in options
     }
     return RetrieverQueryEngine.from_args(LlamaIndexRetriever(kit, **retriever_options), llm=llm, **options)
 

@@ -98,7 +98,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     metrics = Metrics()
     engine = Engine(collections, metrics)
-    jobs = Jobs(engine, collections, config.work_dir.expanduser().resolve(), metrics)
+    jobs = Jobs(
+        engine, collections, config.work_dir.expanduser().resolve(), metrics, config.collection_options
+    )
     llm = as_llm(None)  # RAGKIT_LLM_URL's server, else extractive answers
     default = collections.default.collection
     warm: Future[Any] = Future()
@@ -170,7 +172,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         """The sections that best match the query, best first."""
         name = permitted(grant, body.collection)
         found = engine.search(
-            name, body.query, top_k=body.top_k, filters=body.filters, score_threshold=body.score_threshold
+            name,
+            body.query,
+            top_k=body.top_k,
+            filters=body.filters,
+            score_threshold=body.score_threshold,
+            mode=body.mode,
         )
         return {"hits": [asdict(hit) for hit in await _wait(found)]}
 
@@ -189,6 +196,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             context_tokens=body.context_tokens,
             filters=body.filters,
             score_threshold=body.score_threshold,
+            mode=body.mode,
         )
         return (await answerer.aquery(body.query)).to_dict()
 

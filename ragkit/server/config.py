@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragkit.server.auth import KeyRing
+from ragkit.store import CollectionOptions
 
 DEFAULT_WORK_DIR = "ragkit-work"
 DEFAULT_MAX_UPLOAD_MB = 50
@@ -28,6 +29,8 @@ class ServerConfig:
     keys: KeyRing = field(default_factory=KeyRing.load, repr=False)
     work_dir: Path = Path(DEFAULT_WORK_DIR)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20
+    # How collections that uploads create are built (indexes, quantization, shards, BM25).
+    collection_options: CollectionOptions = field(default_factory=CollectionOptions)
 
     @property
     def max_upload_body(self) -> int:

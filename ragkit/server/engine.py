@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragkit import retrieval
 from ragkit.errors import StoreError
-from ragkit.retrieval import Hit
+from ragkit.retrieval import Hit, Retriever
 
 if TYPE_CHECKING:
     from ragkit.encoder import Encoder
@@ -39,7 +38,7 @@ MAX_BATCH = 64
 class _Search:
     collection: str
     query: str
-    options: dict[str, Any]  # top_k, filters, score_threshold
+    options: dict[str, Any]  # top_k, filters, score_threshold, mode
     future: Future[list[Hit]]
 
 
@@ -77,7 +76,7 @@ class Engine:
         self._thread.join()
 
     def search(self, collection: str, query: str, **options: Any) -> Future[list[Hit]]:
-        """Best sections of `collection` for `query`; `options` as for `ragkit.retrieval.search`."""
+        """Best sections of `collection` for `query`; `options` as for `ragkit.retrieval.Retriever.search`."""
         return self._submit(self._requests, _Search(collection, query, options, Future()))
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
@@ -133,8 +132,9 @@ class Engine:
                 search.future.set_exception(exc)
             return
         self._metrics.search_batch.observe(len(searches))
+        retriever = Retriever(kit.encoder, kit.store, kit.collection)
         for search, vector in zip(searches, vectors, strict=True):
-            _settle(search.future, partial(retrieval.search_vector, kit, vector, **search.options))
+            _settle(search.future, partial(retriever.search_vector, vector, search.query, **search.options))
 
     def _encode(self, encoder: Encoder, texts: Sequence[str], **options: Any) -> tuple[np.ndarray, int]:
         before = encoder.stats.tokens

@@ -28,6 +28,7 @@ from ragkit.server.collections import Collections, CollectionView
 from ragkit.server.engine import Engine
 from ragkit.server.metrics import Metrics
 from ragkit.server.uploads import Upload
+from ragkit.store import CollectionOptions
 
 log = logging.getLogger("ragkit.server")
 
@@ -56,8 +57,16 @@ class Job:
 class Jobs:
     """Accepts uploads, runs their ingestion on one job thread, and answers for their status."""
 
-    def __init__(self, engine: Engine, collections: Collections, work_dir: Path, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        collections: Collections,
+        work_dir: Path,
+        metrics: Metrics,
+        collection_options: CollectionOptions | None = None,
+    ) -> None:
         self._engine = engine
+        self._collection_options = collection_options
         self._collections = collections
         self._metrics = metrics
         self.staging = work_dir / "incoming"
@@ -125,7 +134,16 @@ class Jobs:
         view = CollectionView(self._engine, kit, encoder, background=True)
         # The view stands in for the Kit. Parsing runs in this thread: an upload is one document, and
         # worker processes would take longer to start than it takes to parse.
-        report = run(view, [target], workers=0, metadata={"filename": job.filename})
+        # No index build here: on an embedded store it would hold up every search while it runs. New
+        # points are searched exactly until the next `ragkit ingest` (or a server) indexes them.
+        report = run(
+            view,
+            [target],
+            workers=0,
+            metadata={"filename": job.filename},
+            collection_options=self._collection_options,
+            build_index=False,
+        )
         result = report.to_dict() | {"ok": report.ok}
         # The client knows its file by the name it sent, not by the server's generated path.
         for entry in (*result["documents_failed"], *result["documents_skipped"]):

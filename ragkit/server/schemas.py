@@ -4,11 +4,12 @@ message naming the field, because a silently ignored typo (`topk`) returns plaus
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ragkit.query_engine import Source
+from ragkit.retrieval import DEFAULT_MODE
 
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
@@ -27,7 +28,16 @@ class SearchRequest(_Request):
         description='payload conditions, all of which must hold: {"source": "a.pdf"}, '
         '{"doc_id": ["x", "y"]} (any of), {"page_start": {"gte": 3}} (range)',
     )
-    score_threshold: float | None = Field(None, ge=-1, le=1, description="lowest cosine similarity kept")
+    score_threshold: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="lowest score kept, in the mode's own scale: a cosine (dense), a BM25 score (sparse), "
+        "a fused rank score (hybrid; RRF gives at most 2/61)",
+    )
+    mode: Literal["dense", "sparse", "hybrid"] = Field(
+        DEFAULT_MODE,
+        description="dense (embeddings), sparse (BM25 keywords) or hybrid (both, fused by rank in Qdrant)",
+    )
     collection: str | None = Field(
         None, pattern=COLLECTION_PATTERN, description="defaults to the server's collection"
     )

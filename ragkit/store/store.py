@@ -1,117 +1,77 @@
-"""The Store facade: ragkit's one door to the vector engine (Qdrant today).
+"""The Store facade: ragkit's one door to Qdrant, embedded (Qdrant Edge, a folder) or remote (a server URL).
 
-Callers see plain dataclasses, plain-dict filters and ragkit errors, never Qdrant types, so that another
-engine can slot in behind the same methods. The collection schema lives here too: one named dense vector,
-the model recorded in the collection's metadata, keyword indexes on the fields ingestion filters on.
-
-Threads: a Store may be shared with worker threads (an HTTP service, a pipeline's upload stage). Embedded
-mode is not thread-safe inside qdrant-client, so there every engine call runs under one lock; a server
-client is thread-safe and is called without one, so concurrent searches stay concurrent.
+Callers see plain dataclasses, plain-dict filters and ragkit errors, never an engine's types, and never
+branch on the engine. The facade checks every input, cuts writes into batches, computes BM25 vectors,
+retries what failed transiently and words every failure the same way; an engine (`ragkit.store.base`)
+only runs checked requests. This is qdrant-client's own split of `QdrantClient` over `QdrantLocal` and
+`QdrantRemote`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
-import httpx
 import numpy as np
-from qdrant_client import QdrantClient
-from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-from qdrant_client.http import models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from ragkit.errors import (
     CollectionNotFoundError,
     InputError,
     ModelMismatchError,
+    RagkitError,
     StoreError,
-    StoreLockedError,
 )
-from ragkit.store.filters import to_qdrant_filter
+from ragkit.store import bm25
+from ragkit.store.base import Engine
+from ragkit.store.filters import parse_filters
+from ragkit.store.schema import (
+    HYBRID_CANDIDATES,
+    HYBRID_MIN_CANDIDATES,
+    CollectionOptions,
+    Schema,
+    check_fusion,
+    check_mode,
+)
+from ragkit.store.types import CollectionInfo, Hit, Point, Query, StoredPoint
 
 log = logging.getLogger(__name__)
 
-VECTOR_NAME = "dense"
-SCHEMA_VERSION = 1
-INDEXED_FIELDS = ("doc_id", "source")
 # Qdrant refuses requests over 32 MiB; a quarter of that leaves room for the estimate being rough.
 DEFAULT_BATCH_BYTES = 8 * 2**20
 DEFAULT_BATCH_POINTS = 256
-# Upper bound of one float32 as JSON text (e.g. "-1.2345678901234567e-05,").
+# Upper bound of one float32 as JSON text (e.g. "-1.2345678901234567e-05,"), and of one sparse term.
 _BYTES_PER_FLOAT = 24
+_BYTES_PER_TERM = 36
 _DELETE_CHUNK = 4096
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
-_TRANSIENT_GRPC = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
 
 T = TypeVar("T")
 
 
-@dataclass
-class Point:
-    """One section as stored: `id` from `point_id()`, the section's embedding, and its payload."""
-
-    id: str
-    vector: np.ndarray | list[float]
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A search result: the point id, its cosine similarity to the query, and its payload."""
-
-    id: str
-    score: float
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """What a collection was built with (model, vector size) and how many points it holds."""
-
-    name: str
-    model: str
-    dim: int
-    points: int
-
-
 class Store:
-    """A Qdrant collection store, embedded (a folder) or remote (a server URL), behind one interface.
+    """Qdrant collections behind one interface, whichever engine holds them.
 
-    Create it with `Store.open(...)`; use it as a context manager or call `close()`, because embedded mode
-    holds an exclusive lock on its folder until closed.
+    Create it with `Store.open(...)`; use it as a context manager or call `close()`, because an embedded
+    store holds an exclusive lock on its folder until closed. A Store may be shared between threads.
     """
 
-    def __init__(self, client: QdrantClient, where: str, *, local: bool, retries: int, backoff: float):
+    def __init__(self, engine: Engine, *, retries: int, backoff: float) -> None:
         """Private: use `Store.open`, which validates the arguments and translates opening errors."""
-        self._client = client
-        self._where = where
-        self._local = local
+        self._engine = engine
+        self._where = engine.where
         self._retries = retries
         self._backoff = backoff
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if local else contextlib.nullcontext()
-        )
         self._closed = False
-        # (model, dim) of collections already read, so a vector of the wrong size is reported as such
-        # instead of as an engine-specific shape error.
-        self._schemas: dict[str, tuple[str, int]] = {}
+        # Schemas of collections already read: vector sizes are checked, and BM25 settings applied,
+        # without asking the engine each time.
+        self._schemas: dict[str, Schema] = {}
 
     @classmethod
     def open(
@@ -125,11 +85,12 @@ class Store:
         backoff: float = 0.5,
         prefer_grpc: bool = False,
     ) -> Store:
-        """Open an embedded store folder (`path`) or a Qdrant server (`url`); exactly one of them.
+        """Open an embedded store folder (`path`, Qdrant Edge) or a Qdrant server (`url`); exactly one.
 
-        A server is asked for its collections right away, so a wrong URL or a server that is down fails
-        here, with retries, rather than deep inside an ingestion job. `retries` and `backoff` (seconds,
-        doubled each retry) apply to every later call that fails transiently too.
+        `url=":memory:"` is qdrant-client's in-memory engine, which takes the same requests as a server
+        (for tests of the server path). A server is asked for its collections right away, so a wrong URL
+        or a server that is down fails here, with retries, rather than deep inside an ingestion job.
+        `retries` and `backoff` (seconds, doubled each retry) apply to every later transient failure.
         """
         if (path is None) == (url is None):
             raise InputError(
@@ -144,22 +105,26 @@ class Store:
                 raise InputError(
                     "api_key only applies to a Qdrant server url, not to an embedded store folder"
                 )
+            from ragkit.store.edge import EdgeEngine
+
             folder = Path(path).expanduser()
+            try:
+                engine: Engine = EdgeEngine(folder)
+            except RagkitError:
+                raise
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot open the local store {folder}: {type(exc).__name__}: {exc}"
+                ) from exc
             # Nothing in a local folder fails transiently, so there is nothing to retry.
-            return cls(_open_local(folder), f"the local store {folder}", local=True, retries=0, backoff=0)
-        try:
-            # qdrant-client's own version check runs in a background thread and only warns, racing the
-            # reachability probe below, whose error says more.
-            client = QdrantClient(
-                url=url,
-                api_key=api_key,
-                timeout=math.ceil(timeout),
-                prefer_grpc=prefer_grpc,
-                check_compatibility=False,
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot use Qdrant server url {url!r}: {_describe(exc)}") from exc
-        store = cls(client, f"the Qdrant server at {url}", local=False, retries=retries, backoff=backoff)
+            return cls(engine, retries=0, backoff=0)
+        from ragkit.store.server import ServerEngine
+
+        store = cls(
+            ServerEngine(url, api_key=api_key, timeout=timeout, prefer_grpc=prefer_grpc),
+            retries=retries,
+            backoff=backoff,
+        )
         try:
             store.collections()
         except StoreError:
@@ -168,12 +133,11 @@ class Store:
         return store
 
     def close(self) -> None:
-        """Release the engine (and, in embedded mode, the folder lock). Closing twice is harmless."""
+        """Release the engine (and, for a folder, its lock). Closing twice is harmless."""
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            self._client.close()
+        self._engine.close()
 
     def __enter__(self) -> Store:
         return self
@@ -181,79 +145,74 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def where(self) -> str:
+        """The engine in words, for messages: "the local store DIR" or "the Qdrant server at URL"."""
+        return self._where
+
     def collections(self) -> list[str]:
         """Names of all collections, sorted, so listings and error messages are stable."""
-        response = self._call("list collections", self._client.get_collections)
-        return sorted(c.name for c in response.collections)
+        return self._call("list collections", self._engine.collections)
 
-    def ensure_collection(self, name: str, *, dim: int, model: str) -> CollectionInfo:
+    def ensure_collection(
+        self, name: str, *, dim: int, model: str, options: CollectionOptions | None = None
+    ) -> CollectionInfo:
         """Create the collection on first use, or check that an existing one was built with this model.
 
         Mixing vectors of two models in one collection makes every score meaningless, and it would not
         fail loudly on its own when both models have the same vector size; hence the recorded model.
+        `options` shape a new collection (BM25, indexes, quantization, sharding); on an existing one,
+        declared indexes are added and BM25 settings that differ from the recorded ones are an error.
         """
         _check_name(name)
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise InputError(f"dim must be a positive int, got {dim!r}")
         if not isinstance(model, str) or not model:
             raise InputError(f"model must be a non-empty string, got {model!r}")
-        if not self._call(f"look up collection {name!r}", partial(self._client.collection_exists, name)):
-            self._create(name, dim, model)
+        options = options or CollectionOptions()
+        if not self._call(f"look up collection {name!r}", partial(self._engine.exists, name)):
+            self._create(name, Schema.build(model=model, dim=dim, options=options), options)
         info = self.collection_info(name)
         if (info.model, info.dim) != (model, dim):
             raise ModelMismatchError(
                 f"collection {name!r} in {self._where} was built with model {info.model!r} (dim {info.dim}), "
                 f"but model {model!r} (dim {dim}) was requested: use that model, or another collection name"
             )
-        return info
+        assert info.schema is not None
+        if options.bm25 is not None and options.bm25 != info.schema.bm25:
+            raise InputError(
+                f"collection {name!r} was built with BM25 settings {info.schema.bm25}, not {options.bm25}: "
+                "BM25 settings are fixed when a collection is created; use another collection name"
+            )
+        for key, kind in options.indexes.items():
+            if info.schema.indexes.get(key) != kind:
+                self._call(
+                    f"index field {key!r} of {name!r}", partial(self._engine.add_index, name, key, kind)
+                )
+                self._schemas.pop(name, None)
+        return self.collection_info(name) if options.indexes else info
 
-    def _create(self, name: str, dim: int, model: str) -> None:
-        create = partial(
-            self._client.create_collection,
-            name,
-            vectors_config={VECTOR_NAME: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-            metadata={"model": model, "dim": dim, "ragkit_schema": SCHEMA_VERSION},
-        )
+    def _create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
         try:
-            self._call(f"create collection {name!r}", create)
+            self._call(f"create collection {name!r}", partial(self._engine.create, name, schema, options))
         except StoreError:
             # Another job (or thread) may have created it first; its schema is checked by the caller.
-            if not self._call(f"look up collection {name!r}", partial(self._client.collection_exists, name)):
+            if not self._call(f"look up collection {name!r}", partial(self._engine.exists, name)):
                 raise
-            return
-        # Embedded mode has no payload indexes (qdrant-client only warns that they do nothing there).
-        if not self._local:
-            for key in INDEXED_FIELDS:
-                index = partial(
-                    self._client.create_payload_index,
-                    name,
-                    field_name=key,
-                    field_schema=models.PayloadSchemaType.KEYWORD,
-                    wait=True,
-                )
-                self._call(f"index field {key!r} of {name!r}", index, collection=name)
 
     def collection_info(self, name: str) -> CollectionInfo:
-        """The model and vector size recorded for a ragkit collection, and its exact point count."""
-        _check_name(name)
-        raw = self._call(
-            f"read collection {name!r}", partial(self._client.get_collection, name), collection=name
+        """What a ragkit collection was built with (model, size, schema), and its exact point count."""
+        schema = self.schema(name)
+        return CollectionInfo(
+            name=name, model=schema.model, dim=schema.dim, points=self.count(name), schema=schema
         )
-        meta = raw.config.metadata or {}
-        vectors = raw.config.params.vectors
-        params = vectors.get(VECTOR_NAME) if isinstance(vectors, dict) else None
-        if params is None or "model" not in meta:
-            raise StoreError(
-                f"collection {name!r} in {self._where} was not created by ragkit: it lacks a {VECTOR_NAME!r} "
-                "vector or a recorded model; use another collection name"
-            )
-        if meta.get("ragkit_schema") != SCHEMA_VERSION:
-            raise StoreError(
-                f"collection {name!r} has ragkit schema {meta.get('ragkit_schema')!r}, this ragkit reads schema "
-                f"{SCHEMA_VERSION}: use a matching ragkit version, or re-ingest into a new collection"
-            )
-        self._schemas[name] = (meta["model"], params.size)
-        return CollectionInfo(name=name, model=meta["model"], dim=params.size, points=self.count(name))
+
+    def schema(self, name: str) -> Schema:
+        """The recorded schema of a ragkit collection; an error for one made by something else."""
+        _check_name(name)
+        schema = self._call(f"read collection {name!r}", partial(self._engine.schema, name), collection=name)
+        self._schemas[name] = schema
+        return schema
 
     def upsert(
         self,
@@ -272,9 +231,10 @@ class Store:
         _check_name(name)
         if max_batch_bytes < 1 or max_batch_points < 1:
             raise InputError("max_batch_bytes and max_batch_points must be positive")
+        schema = self._known_schema(name)
         written = 0
-        for batch in _batches(points, max_batch_bytes, max_batch_points, self._schemas.get(name)):
-            write = partial(self._client.upsert, name, points=batch, wait=True)
+        for batch in _batches(points, max_batch_bytes, max_batch_points, schema):
+            write = partial(self._engine.upsert, name, batch)
             self._call(f"upsert {len(batch)} points into {name!r}", write, collection=name)
             log.debug("upserted a batch of %d points into %r", len(batch), name)
             written += len(batch)
@@ -285,21 +245,18 @@ class Store:
         _check_name(name)
         checked = [_check_id(i) for i in ids]
         for start in range(0, len(checked), _DELETE_CHUNK):
-            selector = models.PointIdsList(points=checked[start : start + _DELETE_CHUNK])
-            delete = partial(self._client.delete, name, points_selector=selector, wait=True)
+            delete = partial(self._engine.delete_ids, name, checked[start : start + _DELETE_CHUNK])
             self._call(f"delete points from {name!r}", delete, collection=name)
 
     def delete_where(self, name: str, filters: dict[str, Any]) -> None:
         """Delete every point matching `filters`, e.g. `{"doc_id": "abc"}` to drop one document."""
         _check_name(name)
-        condition = to_qdrant_filter(filters)
-        if condition is None:
+        conditions = parse_filters(filters)
+        if not conditions:
             raise InputError(
                 "delete_where needs at least one filter condition; an empty one would delete all points"
             )
-        delete = partial(
-            self._client.delete, name, points_selector=models.FilterSelector(filter=condition), wait=True
-        )
+        delete = partial(self._engine.delete_where, name, conditions)
         self._call(f"delete points matching {filters!r} from {name!r}", delete, collection=name)
 
     def scroll_payloads(
@@ -321,60 +278,93 @@ class Store:
             raise InputError(f"fields must be a sequence of payload keys, not the string {fields!r}")
         if page_size < 1:
             raise InputError(f"page_size must be positive, got {page_size}")
-        return self._scroll(name, list(fields) or False, to_qdrant_filter(filters), page_size)
+        pages = self._pages(name, list(fields) or False, parse_filters(filters), page_size, False)
+        return ((pid, payload) for pid, payload, _ in pages)
 
-    def _scroll(
-        self, name: str, fields: list[str] | bool, condition: models.Filter | None, page_size: int
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def scroll_points(self, name: str, *, page_size: int = 256) -> Iterator[tuple[str, dict[str, Any], dict]]:
+        """Yield `(id, payload, vectors)` of every point: the whole collection, for copying it elsewhere."""
+        _check_name(name)
+        return self._pages(name, True, (), page_size, True)
+
+    def _pages(
+        self, name: str, fields: list[str] | bool, conditions: tuple, page_size: int, vectors: bool
+    ) -> Iterator[tuple[str, dict[str, Any], Any]]:
         offset = None
         while True:
-            page = partial(
-                self._client.scroll,
-                name,
-                scroll_filter=condition,
-                limit=page_size,
-                offset=offset,
-                with_payload=fields,
-                with_vectors=False,
-            )
+            page = partial(self._engine.scroll, name, fields, conditions, page_size, offset, vectors)
             records, offset = self._call(f"scroll {name!r}", page, collection=name)
-            for record in records:
-                yield str(record.id), record.payload or {}
+            yield from records
             if offset is None:
                 return
 
     def count(self, name: str, filters: dict[str, Any] | None = None) -> int:
         """Exact number of points matching `filters` (all points without)."""
         _check_name(name)
-        count = partial(self._client.count, name, count_filter=to_qdrant_filter(filters), exact=True)
-        return self._call(f"count points in {name!r}", count, collection=name).count
+        count = partial(self._engine.count, name, parse_filters(filters))
+        return self._call(f"count points in {name!r}", count, collection=name)
 
     def search(
         self,
         name: str,
-        vector: np.ndarray | Sequence[float],
+        vector: np.ndarray | Sequence[float] | None,
         *,
         top_k: int = 5,
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
+        mode: str = "dense",
+        text: str | None = None,
+        fusion: str = "rrf",
+        exact: bool = False,
     ) -> list[Hit]:
-        """The `top_k` points nearest to `vector` by cosine similarity, best first, with their payloads."""
+        """The `top_k` best points for a query, best first, with their payloads.
+
+        `mode="dense"` ranks by cosine similarity to `vector`; `"sparse"` by BM25 of `text` (IDF from the
+        collection as it is now); `"hybrid"` asks the engine for both candidate lists, filtered alike, and
+        fuses them there by rank (RRF, or `fusion="dbsf"`). `score_threshold` applies to the score of the
+        mode: a cosine, a BM25 score, or a fused score (RRF: at most 2/(60 + 1) ≈ 0.033). `exact` skips the
+        vector index (for measuring its recall).
+        """
         _check_name(name)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError(f"top_k must be a positive int, got {top_k!r}")
-        query = partial(
-            self._client.query_points,
-            name,
-            query=_vector(vector, "the query vector", self._schemas.get(name)),
-            using=VECTOR_NAME,
+        check_mode(mode)
+        check_fusion(fusion)
+        schema = self._known_schema(name)
+        dense = sparse = None
+        if mode in ("dense", "hybrid"):
+            if vector is None:
+                raise InputError(f"a {mode} search needs the query's vector")
+            dense = _vector(vector, "the query vector", schema)
+        if mode in ("sparse", "hybrid"):
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"a {mode} search needs the query's text")
+            sparse = bm25.query_vector(schema.bm25, text)
+        request = Query(
+            mode=mode,
+            dense=dense,
+            sparse=sparse,
             limit=top_k,
-            query_filter=to_qdrant_filter(filters),
+            conditions=parse_filters(filters),
             score_threshold=score_threshold,
-            with_payload=True,
-            with_vectors=False,
+            fusion=fusion,
+            candidates=max(HYBRID_CANDIDATES * top_k, HYBRID_MIN_CANDIDATES),
+            exact=exact,
         )
-        response = self._call(f"search {name!r}", query, collection=name)
-        return [Hit(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]
+        return self._call(f"search {name!r}", partial(self._engine.query, name, request), collection=name)
+
+    def build_index(self, name: str) -> float:
+        """Index what was written since the last build; returns the seconds it took.
+
+        On a folder this blocks searches of the collection while it runs, which is why jobs call it after
+        their last write and the HTTP service never does; a server indexes in the background by itself.
+        """
+        _check_name(name)
+        started = time.perf_counter()
+        self._call(f"build the index of {name!r}", partial(self._engine.build_index, name), collection=name)
+        return time.perf_counter() - started
+
+    def _known_schema(self, name: str) -> Schema:
+        return self._schemas.get(name) or self.schema(name)
 
     def _call(self, what: str, call: Callable[[], T], *, collection: str | None = None) -> T:
         """Run one engine call: retried with exponential backoff when the failure is transient, and any
@@ -384,29 +374,38 @@ class Store:
         attempt = 0
         while True:
             try:
-                with self._lock:
+                with self._engine.serial:
                     return call()
             except Exception as exc:
-                if not _is_transient(exc):
+                if not self._engine.is_transient(exc):
                     raise self._translate(what, exc, collection) from exc
                 if attempt == self._retries:
                     raise StoreError(
-                        f"cannot {what}: {self._where} failed {attempt + 1} times, last with {_describe(exc)}. "
-                        "Check that the server is running and reachable at that address"
+                        f"cannot {what}: {self._where} failed {attempt + 1} times, last with "
+                        f"{self._engine.describe(exc)}. Check that the server is running and reachable "
+                        "at that address"
                     ) from exc
                 delay = max(self._backoff * 2**attempt, getattr(exc, "retry_after_s", 0))
-                log.warning("%s: %s from %s; retrying in %.2fs", what, _describe(exc), self._where, delay)
+                log.warning(
+                    "%s: %s from %s; retrying in %.2fs", what, self._engine.describe(exc), self._where, delay
+                )
                 time.sleep(delay)
                 attempt += 1
 
-    def _translate(self, what: str, exc: Exception, collection: str | None) -> StoreError:
-        # Engines word "no such collection" differently (a ValueError locally, HTTP 404 or gRPC NOT_FOUND
-        # remotely); asking is the one check that holds for every engine.
+    def _translate(self, what: str, exc: Exception, collection: str | None) -> Exception:
+        # Engines word "no such collection" differently; asking is the one check that holds for every one.
         if collection is not None:
-            with contextlib.suppress(Exception), self._lock:
-                if not self._client.collection_exists(collection):
-                    return CollectionNotFoundError(self._not_found(collection))
-        return StoreError(f"cannot {what} in {self._where}: {_describe(exc)}")
+            try:
+                with self._engine.serial:
+                    missing = not self._engine.exists(collection)
+            except Exception:
+                missing = False
+            if missing:
+                self._schemas.pop(collection, None)
+                return CollectionNotFoundError(self._not_found(collection))
+        if isinstance(exc, RagkitError):
+            return exc
+        return StoreError(f"cannot {what} in {self._where}: {self._engine.describe(exc)}")
 
     def _not_found(self, name: str) -> str:
         try:
@@ -414,22 +413,6 @@ class Store:
         except StoreError:
             existing = "unknown"
         return f"collection {name!r} not found in {self._where} (existing collections: {existing})"
-
-
-def _open_local(folder: Path) -> QdrantClient:
-    try:
-        # Safe because every call on this client runs under the Store's lock.
-        return QdrantClient(path=str(folder), force_disable_check_same_thread=True)
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise StoreError(f"cannot open the local store {folder}: {exc}") from exc
-        raise StoreLockedError(
-            f"the local store {folder} is in use by another ragkit process (for example a running "
-            "`ragkit serve`), and an embedded store can only be opened by one process at a time. "
-            "Stop that process, or run a Qdrant server and give every process its address with --url"
-        ) from exc
-    except Exception as exc:
-        raise StoreError(f"cannot open the local store {folder}: {_describe(exc)}") from exc
 
 
 def _check_name(name: str) -> None:
@@ -449,14 +432,14 @@ def _check_id(point_id: str) -> str:
         ) from None
 
 
-def _vector(vector: np.ndarray | Sequence[float], what: str, schema: tuple[str, int] | None) -> list[float]:
+def _vector(vector: np.ndarray | Sequence[float], what: str, schema: Schema | None) -> list[float]:
     array = np.asarray(vector, dtype=np.float32)
     if array.ndim != 1 or array.size == 0:
         raise InputError(f"{what} must be a non-empty 1-D vector, got shape {array.shape}")
-    if schema is not None and array.size != schema[1]:
+    if schema is not None and array.size != schema.dim:
         raise InputError(
-            f"{what} has {array.size} dimensions, but the collection holds {schema[1]}-dimensional vectors "
-            f"of model {schema[0]!r}"
+            f"{what} has {array.size} dimensions, but the collection holds {schema.dim}-dimensional vectors "
+            f"of model {schema.model!r}"
         )
     if not np.isfinite(array).all():
         raise InputError(f"{what} contains NaN or infinity (an encoder overflow?)")
@@ -464,53 +447,32 @@ def _vector(vector: np.ndarray | Sequence[float], what: str, schema: tuple[str, 
 
 
 def _batches(
-    points: Iterable[Point], max_bytes: int, max_points: int, schema: tuple[str, int] | None
-) -> Iterator[list[models.PointStruct]]:
+    points: Iterable[Point], max_bytes: int, max_points: int, schema: Schema
+) -> Iterator[list[StoredPoint]]:
     """Group points so each request stays under `max_bytes` of JSON (estimated) and `max_points` points.
 
     A single point over the byte cap still goes, alone: it cannot be split, and the server has the last word.
     """
-    batch: list[models.PointStruct] = []
+    batch: list[StoredPoint] = []
     size = 0
     for point in points:
-        vector = _vector(point.vector, f"the vector of point {point.id!r}", schema)
-        estimate = len(json.dumps(point.payload, default=str)) + _BYTES_PER_FLOAT * len(vector) + 100
+        dense = _vector(point.vector, f"the vector of point {point.id!r}", schema)
+        text = point.text if point.text is not None else point.payload.get("text")
+        if not isinstance(text, str):
+            raise InputError(
+                f"point {point.id!r} has no text for its BM25 vector: give Point(text=...) or a payload 'text'"
+            )
+        sparse = bm25.document_vector(schema.bm25, text)
+        estimate = (
+            len(json.dumps(point.payload, default=str))
+            + _BYTES_PER_FLOAT * len(dense)
+            + _BYTES_PER_TERM * len(sparse.indices)
+            + 100
+        )
         if batch and (size + estimate > max_bytes or len(batch) >= max_points):
             yield batch
             batch, size = [], 0
-        batch.append(
-            models.PointStruct(id=_check_id(point.id), vector={VECTOR_NAME: vector}, payload=point.payload)
-        )
+        batch.append(StoredPoint(_check_id(point.id), dense, sparse, point.payload))
         size += estimate
     if batch:
         yield batch
-
-
-def _is_transient(exc: Exception) -> bool:
-    """Errors worth retrying: the server was unreachable, overloaded or slow, not wrong about the request."""
-    if isinstance(exc, ResponseHandlingException):
-        exc = exc.source
-    if isinstance(exc, ResourceExhaustedResponse):
-        return True
-    if isinstance(exc, UnexpectedResponse):
-        return exc.status_code is not None and (exc.status_code == 429 or exc.status_code >= 500)
-    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
-        return exc.code() in _TRANSIENT_GRPC
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return False
-    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a person: the server's own error text rather than a raw response dump."""
-    if isinstance(exc, ResponseHandlingException):
-        return _describe(exc.source)
-    if isinstance(exc, UnexpectedResponse):
-        try:
-            detail = exc.structured()["status"]["error"]
-        except Exception:
-            detail = exc.content[:200].decode(errors="replace")
-        return f"HTTP {exc.status_code} {exc.reason_phrase}: {detail}"
-    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
-        return f"gRPC {exc.code().name}: {exc.details()}"
-    return f"{type(exc).__name__}: {exc}"

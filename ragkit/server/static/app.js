@@ -26,7 +26,8 @@ function renderHit(hit) {
   head.append(
     element("span", "source", meta.filename || meta.source || hit.id),
     element("span", "pages", pages(meta)),
-    element("span", "score", hit.score.toFixed(3)),
+    // Scores are the mode's own (cosine, BM25, or a fused rank score near 0.03): shown, not compared.
+    element("span", "score", hit.score.toPrecision(3)),
   );
   item.append(
     head,
@@ -41,6 +42,7 @@ async function search(event) {
   const body = {
     query: document.getElementById("query").value,
     top_k: Number(document.getElementById("top-k").value),
+    mode: document.getElementById("mode").value,
   };
   const collection = document.getElementById("collection").value.trim();
   if (collection) body.collection = collection;

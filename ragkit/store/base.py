@@ -1,0 +1,87 @@
+"""What an engine does for the Store facade: qdrant-client's split of `QdrantBase` over a local and a remote
+engine, in ragkit's terms.
+
+An engine takes checked input (valid names, ids, vectors, parsed conditions) and returns plain values;
+validation, batching, retries and error wording stay in the facade, so they are written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from ragkit.store.filters import Condition
+from ragkit.store.schema import CollectionOptions, Schema
+from ragkit.store.types import Hit, Query, StoredPoint
+
+
+class Engine(ABC):
+    """One Qdrant engine. `where` names it in messages ("the local store /data", "the Qdrant server at …").
+
+    `serial` is entered around every call: an engine that is not safe for threads sets a lock there.
+    """
+
+    where: str
+    serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+    @abstractmethod
+    def collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
+        """Create the collection with both vectors, its recorded schema and its payload indexes."""
+
+    @abstractmethod
+    def schema(self, name: str) -> Schema:
+        """The recorded schema; `SchemaError` for a collection that ragkit did not make or an older one."""
+
+    @abstractmethod
+    def add_index(self, name: str, field: str, kind: str) -> None:
+        """Index a payload field (idempotent), and record it with the schema."""
+
+    @abstractmethod
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None: ...
+
+    @abstractmethod
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete_where(self, name: str, conditions: Sequence[Condition]) -> None: ...
+
+    @abstractmethod
+    def scroll(
+        self,
+        name: str,
+        fields: list[str] | bool,
+        conditions: Sequence[Condition],
+        limit: int,
+        offset: Any,
+        with_vectors: bool = False,
+    ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any] | None]], Any]:
+        """One page of `(id, payload, vectors or None)` and the offset of the next page (None at the end)."""
+
+    @abstractmethod
+    def count(self, name: str, conditions: Sequence[Condition]) -> int: ...
+
+    @abstractmethod
+    def query(self, name: str, query: Query) -> list[Hit]: ...
+
+    @abstractmethod
+    def build_index(self, name: str) -> bool:
+        """Build the vector index of points written since the last build; False when there was nothing to do."""
+
+    def is_transient(self, exc: Exception) -> bool:
+        """Whether a failure is worth retrying (the engine was unreachable or busy, not the request wrong)."""
+        return False
+
+    def describe(self, exc: BaseException) -> str:
+        """One line for a person: the engine's own error text rather than a raw dump."""
+        return f"{type(exc).__name__}: {exc}"
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,60 @@
+"""BM25 sparse vectors: one definition for both engines.
+
+Qdrant Edge's `Bm25` (the same tokenizer, stop words and Snowball stemmers as the server's BM25
+inference, configured by the same `Bm25Config`) runs here, in-process, for every engine: a server gets
+the sparse vectors computed already. So the same text gives the same vector on Edge and on a server,
+nothing is downloaded (fastembed's `Qdrant/bm25` is, at first use), and the server needs no inference
+service. Documents get term-frequency weights; queries get 1.0 per term; the engine applies IDF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import qdrant_edge as edge
+
+from ragkit.errors import InputError
+from ragkit.store.schema import Bm25Settings
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term ids (hashed tokens) and their weights, engine-neutral."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+def document_vector(settings: Bm25Settings, text: str) -> SparseVector:
+    """The sparse vector of a text as it is stored: BM25 term-frequency weights."""
+    return _convert(_model(settings).embed_document(text))
+
+
+def query_vector(settings: Bm25Settings, text: str) -> SparseVector:
+    """The sparse vector of a query: weight 1.0 per distinct term."""
+    return _convert(_model(settings).embed_query(text))
+
+
+def edge_config(settings: Bm25Settings) -> edge.Bm25Config:
+    """`settings` as Qdrant's `Bm25Config`, the JSON shape a server's BM25 inference takes too."""
+    return edge.Bm25Config(
+        k=settings.k,
+        b=settings.b,
+        avg_len=settings.avg_len,
+        language=settings.language,
+        stopwords=None if settings.stopwords else edge.StopwordsSet(),
+        stemmer=None if settings.stemming else edge.DisabledStemmer(),
+    )
+
+
+@lru_cache(maxsize=16)
+def _model(settings: Bm25Settings) -> edge.Bm25:
+    try:
+        return edge.Bm25(edge_config(settings))
+    except ValueError as exc:
+        raise InputError(f"BM25 settings {settings} are not usable: {exc}") from exc
+
+
+def _convert(vector: edge.SparseVector) -> SparseVector:
+    return SparseVector(tuple(vector.indices), tuple(vector.values))

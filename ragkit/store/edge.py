@@ -1,0 +1,352 @@
+"""The embedded engine: Qdrant Edge, Qdrant's own storage and search engine in this process.
+
+A store folder holds one Edge shard per collection, with the schema the collection was built with
+beside it:
+
+    DIR/ragkit-store.json               marks the folder as a ragkit store (format version)
+    DIR/.lock                           held by the process that has the store open
+    DIR/collections/NAME/schema.json    model, dimension, schema version, BM25 settings, indexes
+    DIR/collections/NAME/shard/         the Edge shard (segments, WAL, payload indexes)
+
+A collection exists once its schema.json does; that file is written last and atomically, so a crash
+while creating leaves a folder that the next create clears. Writes go through Edge's WAL: a process
+killed mid-write comes back at a whole-batch boundary.
+
+Threads: searches run without a Python lock (Edge releases the GIL, and a shard serves concurrent reads);
+writes and index builds are serialised. `build_index` (Edge's `optimize`) blocks searches of its shard
+while it runs, so only jobs call it, after their last write; until then new points sit in segments that
+are searched exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import portalocker
+import qdrant_edge as edge
+
+from ragkit.errors import StoreError, StoreLockedError
+from ragkit.store import schema as names
+from ragkit.store.base import Engine
+from ragkit.store.bm25 import SparseVector
+from ragkit.store.filters import AnyOf, Between, Condition, Equals
+from ragkit.store.legacy import is_legacy_folder, legacy_message
+from ragkit.store.schema import CollectionOptions, Schema, SchemaError
+from ragkit.store.types import Hit, Query, StoredPoint
+
+MARKER = "ragkit-store.json"
+FORMAT = {"format": "ragkit-store", "engine": "qdrant-edge", "version": 1}
+LOCK = ".lock"
+COLLECTIONS = "collections"
+SCHEMA_FILE = "schema.json"
+SHARD = "shard"
+# Qdrant's default: segments under this many KB of vectors are searched exactly, not through HNSW.
+FULL_SCAN_THRESHOLD_KB = 10_000
+
+_INDEX_TYPES = {
+    "keyword": edge.PayloadSchemaType.Keyword,
+    "integer": edge.PayloadSchemaType.Integer,
+    "float": edge.PayloadSchemaType.Float,
+}
+
+
+class EdgeEngine(Engine):
+    """The collections of one store folder, each an Edge shard opened on first use."""
+
+    def __init__(self, folder: Path) -> None:
+        self.where = f"the local store {folder}"
+        self._folder = folder
+        self._lock_file = _lock(folder)
+        try:
+            _mark(folder)
+        except Exception:
+            self._lock_file.release()
+            raise
+        self._shards: dict[str, edge.EdgeShard] = {}
+        self._schemas: dict[str, Schema] = {}
+        self._write = threading.RLock()
+
+    def collections(self) -> list[str]:
+        root = self._folder / COLLECTIONS
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / SCHEMA_FILE).is_file())
+
+    def exists(self, name: str) -> bool:
+        return (self._dir(name) / SCHEMA_FILE).is_file()
+
+    def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
+        if options.shards or options.replicas or options.write_consistency:
+            raise StoreError(
+                "shards, replicas and write consistency are settings of a Qdrant cluster; an embedded "
+                f"store ({self.where}) is one shard on one machine: drop them, or pass --url"
+            )
+        with self._write:
+            if self.exists(name):
+                return
+            folder = self._dir(name)
+            shutil.rmtree(folder, ignore_errors=True)  # the leftovers of a create that crashed
+            folder.mkdir(parents=True)
+            shard = edge.EdgeShard.create(str(folder / SHARD), _config(schema))
+            for key, kind in schema.indexes.items():
+                shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
+            shard.flush()
+            _write_json(folder / SCHEMA_FILE, schema.to_json())
+            self._shards[name] = shard
+            self._schemas[name] = schema
+
+    def schema(self, name: str) -> Schema:
+        if name not in self._schemas:
+            path = self._dir(name) / SCHEMA_FILE
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SchemaError(f"cannot read the schema of collection {name!r} ({path}): {exc}") from exc
+            self._schemas[name] = Schema.from_json(raw, f"collection {name!r} in {self.where}")
+        return self._schemas[name]
+
+    def add_index(self, name: str, field: str, kind: str) -> None:
+        with self._write:
+            current = self.schema(name)
+            if current.indexes.get(field) == kind:
+                return
+            self._shard(name).update(edge.UpdateOperation.create_field_index(field, _INDEX_TYPES[kind]))
+            updated = Schema(
+                model=current.model,
+                dim=current.dim,
+                bm25=current.bm25,
+                indexes={**current.indexes, field: kind},
+                quantize=current.quantize,
+            )
+            _write_json(self._dir(name) / SCHEMA_FILE, updated.to_json())
+            self._schemas[name] = updated
+
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        operation = edge.UpdateOperation.upsert_points(
+            [
+                edge.Point(p.id, {names.DENSE: p.dense, names.SPARSE: _sparse(p.sparse)}, p.payload)
+                for p in points
+            ]
+        )
+        with self._write:
+            self._shard(name).update(operation)
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        with self._write:
+            self._shard(name).update(edge.UpdateOperation.delete_points(list(ids)))
+
+    def delete_where(self, name: str, conditions: Sequence[Condition]) -> None:
+        with self._write:
+            self._shard(name).update(edge.UpdateOperation.delete_points_by_filter(_filter(conditions)))
+
+    def scroll(
+        self,
+        name: str,
+        fields: list[str] | bool,
+        conditions: Sequence[Condition],
+        limit: int,
+        offset: Any,
+        with_vectors: bool = False,
+    ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any] | None]], Any]:
+        request = edge.ScrollRequest(
+            offset=offset,
+            limit=limit,
+            filter=_filter(conditions) if conditions else None,
+            with_payload=fields,
+            with_vector=with_vectors,
+        )
+        records, next_offset = self._shard(name).scroll(request)
+        return [
+            (str(r.id), r.payload or {}, _vectors(r.vector) if with_vectors else None) for r in records
+        ], next_offset
+
+    def count(self, name: str, conditions: Sequence[Condition]) -> int:
+        request = edge.CountRequest(exact=True, filter=_filter(conditions) if conditions else None)
+        return self._shard(name).count(request)
+
+    def query(self, name: str, query: Query) -> list[Hit]:
+        quantized = self.schema(name).quantize is not None
+        condition = _filter(query.conditions) if query.conditions else None
+        params = _params(query.exact, quantized)
+        if query.mode == "hybrid":
+            assert query.dense is not None and query.sparse is not None
+            request = edge.QueryRequest(
+                limit=query.limit,
+                prefetches=[
+                    edge.Prefetch(
+                        limit=query.candidates,
+                        query=edge.Query.Nearest(query.dense, using=names.DENSE),
+                        filter=condition,
+                        params=params,
+                    ),
+                    edge.Prefetch(
+                        limit=query.candidates,
+                        query=edge.Query.Nearest(_sparse(query.sparse), using=names.SPARSE),
+                        filter=condition,
+                    ),
+                ],
+                query=edge.Fusion.Rrf(k=names.RRF_K) if query.fusion == "rrf" else edge.Fusion.Dbsf(),
+                score_threshold=query.score_threshold,
+                with_payload=True,
+            )
+        else:
+            vector: Any = query.dense if query.mode == "dense" else _sparse(query.sparse)
+            using = names.DENSE if query.mode == "dense" else names.SPARSE
+            request = edge.QueryRequest(
+                limit=query.limit,
+                query=edge.Query.Nearest(vector, using=using),
+                filter=condition,
+                score_threshold=query.score_threshold,
+                params=params if query.mode == "dense" else None,
+                with_payload=True,
+            )
+        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in self._shard(name).query(request)]
+
+    def build_index(self, name: str) -> bool:
+        with self._write:
+            shard = self._shard(name)
+            changed = shard.optimize()
+            shard.flush()
+            return changed
+
+    def describe(self, exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}".replace("Service runtime error: ", "")
+
+    def close(self) -> None:
+        with self._write:
+            try:
+                for shard in self._shards.values():
+                    shard.close()
+            finally:
+                self._shards.clear()
+                self._lock_file.release()
+
+    def _dir(self, name: str) -> Path:
+        return self._folder / COLLECTIONS / name
+
+    def _shard(self, name: str) -> edge.EdgeShard:
+        shard = self._shards.get(name)
+        if shard is None:
+            with self._write:
+                shard = self._shards.get(name)
+                if shard is None:
+                    self.schema(name)  # a folder without its schema is not a collection
+                    shard = edge.EdgeShard.load(str(self._dir(name) / SHARD))
+                    self._shards[name] = shard
+        return shard
+
+
+def _lock(folder: Path) -> portalocker.Lock:
+    """Hold the folder for this process: Edge's WAL allows one writer, and two processes would diverge."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the local store folder {folder}: {exc.strerror or exc}") from exc
+    if not (folder / MARKER).exists() and is_legacy_folder(folder):
+        raise StoreError(legacy_message(folder))
+    lock = portalocker.Lock(str(folder / LOCK), mode="a", timeout=0, fail_when_locked=True)
+    try:
+        lock.acquire()
+    except portalocker.exceptions.LockException:
+        raise StoreLockedError(
+            f"the local store {folder} is in use by another ragkit process (for example a running "
+            "`ragkit serve`), and an embedded store can only be opened by one process at a time. "
+            "Stop that process, or run a Qdrant server and give every process its address with --url"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot lock the local store {folder}: {exc.strerror or exc}") from exc
+    return lock
+
+
+def _mark(folder: Path) -> None:
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            recorded = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{marker} is unreadable ({exc}); is {folder} a ragkit store?") from exc
+        if recorded.get("version") != FORMAT["version"]:
+            raise StoreError(
+                f"{folder} is a ragkit store of format {recorded.get('version')!r}; this ragkit reads format "
+                f"{FORMAT['version']}: use a matching ragkit version"
+            )
+        return
+    _write_json(marker, FORMAT)
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    """Write atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        json.dump(value, out, indent=2, sort_keys=True)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _config(schema: Schema) -> edge.EdgeConfig:
+    quantization = (
+        edge.ScalarQuantizationConfig(type=edge.ScalarType.Int8, quantile=0.99, always_ram=True)
+        if schema.quantize == "int8"
+        else None
+    )
+    return edge.EdgeConfig(
+        vectors={
+            names.DENSE: edge.EdgeVectorParams(
+                size=schema.dim, distance=edge.Distance.Cosine, quantization_config=quantization
+            )
+        },
+        sparse_vectors={names.SPARSE: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+        hnsw_config=edge.HnswIndexConfig(
+            m=names.HNSW_M,
+            ef_construct=names.HNSW_EF_CONSTRUCT,
+            full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
+        ),
+    )
+
+
+def _params(exact: bool, quantized: bool) -> edge.SearchParams:
+    return edge.SearchParams(
+        hnsw_ef=names.HNSW_EF,
+        exact=exact,
+        quantization=edge.QuantizationSearchParams(rescore=True, oversampling=names.QUANTIZED_OVERSAMPLING)
+        if quantized
+        else None,
+    )
+
+
+def _sparse(vector: SparseVector | None) -> edge.SparseVector:
+    assert vector is not None
+    return edge.SparseVector(list(vector.indices), list(vector.values))
+
+
+def _vectors(raw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        out[key] = (
+            SparseVector(tuple(value.indices), tuple(value.values)) if hasattr(value, "indices") else value
+        )
+    return out
+
+
+def _filter(conditions: Sequence[Condition]) -> edge.Filter:
+    return edge.Filter(must=[_condition(c) for c in conditions])
+
+
+def _condition(condition: Condition) -> edge.FieldCondition:
+    if isinstance(condition, Equals):
+        # qdrant-edge-py 0.9 reads a Python bool as the integer 1 or 0, which never equals a stored bool;
+        # numpy's bool is read as a bool.
+        value = np.bool_(condition.value) if isinstance(condition.value, bool) else condition.value
+        return edge.FieldCondition(key=condition.key, match=edge.MatchValue(value))
+    if isinstance(condition, AnyOf):
+        return edge.FieldCondition(key=condition.key, match=edge.MatchAny(list(condition.values)))
+    assert isinstance(condition, Between)
+    return edge.FieldCondition(key=condition.key, range=edge.RangeFloat(**condition.bounds))

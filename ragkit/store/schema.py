@@ -1,0 +1,180 @@
+"""The collection schema ragkit writes, in one place for both engines.
+
+Schema 2: each section point holds a named dense vector (`dense`, cosine) and a BM25 sparse vector (`bm25`)
+whose IDF the engine applies at query time (Qdrant's IDF modifier), so IDF stays right as documents come
+and go. What a collection was built with (model, dimension, BM25 settings, declared indexes, quantization)
+is recorded with it: as collection metadata on a server, as `schema.json` beside the shard in a folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ragkit.errors import InputError, StoreError
+
+SCHEMA_VERSION = 2
+DENSE = "dense"
+SPARSE = "bm25"
+# Keyword-indexed on every collection: ingestion's change detection and deletes filter on them.
+BUILTIN_INDEXES = {"doc_id": "keyword", "source": "keyword"}
+INDEX_KINDS = ("keyword", "integer", "float")
+QUANTIZATIONS = ("int8",)
+
+SearchMode = Literal["dense", "sparse", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
+Fusion = Literal["rrf", "dbsf"]
+FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
+
+# HNSW and search parameters, chosen by measured recall@10 against exact search (bench/store.py, README
+# "Engines"): segments under the engine's indexing threshold are searched exactly anyway.
+HNSW_M = 16
+HNSW_EF_CONSTRUCT = 200
+HNSW_EF = 128
+# RRF's constant from Cormack et al. (2009); Qdrant's own default (2) lets rank 1 of either list dominate.
+RRF_K = 60
+# Each mode's candidate list in a hybrid query holds this many times top_k (at least HYBRID_MIN_CANDIDATES).
+HYBRID_CANDIDATES = 4
+HYBRID_MIN_CANDIDATES = 40
+# int8 quantization: search the quantized vectors, rescore this many times top_k with the originals.
+QUANTIZED_OVERSAMPLING = 2.0
+
+
+@dataclass(frozen=True)
+class Bm25Settings:
+    """How text becomes BM25 terms: Qdrant's `Bm25Config`, the same JSON shape on Edge and on a server.
+
+    `language` picks the stop words and the Snowball stemmer (English by default); `stemming=False` and
+    `stopwords=False` turn them off, e.g. for code or identifiers. `k`, `b` and `avg_len` are BM25's
+    parameters; `avg_len` is in words.
+    """
+
+    language: str = "english"
+    stemming: bool = True
+    stopwords: bool = True
+    k: float = 1.2
+    b: float = 0.75
+    avg_len: float = 256.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.language, str) or not self.language:
+            raise InputError(
+                f"BM25 language must be a language name such as 'english', got {self.language!r}"
+            )
+        if not 0 <= self.b <= 1 or self.k < 0 or self.avg_len <= 0:
+            raise InputError(f"BM25 needs 0 <= b <= 1, k >= 0 and avg_len > 0, got {self}")
+
+
+@dataclass(frozen=True)
+class CollectionOptions:
+    """How a new collection is built. None means "not asked for": the default when creating, and no check
+    against what an existing collection recorded.
+
+    `indexes` declares payload fields to index (`{"lang": "keyword", "year": "integer"}`) beyond doc_id and
+    source, so that filtered search uses them; they are added to an existing collection too. `shards`,
+    `replicas` and `write_consistency` are Qdrant's shard_number, replication_factor and
+    write_consistency_factor, for a server or cluster only.
+    """
+
+    bm25: Bm25Settings | None = None
+    indexes: Mapping[str, str] = field(default_factory=dict)
+    quantize: str | None = None
+    shards: int | None = None
+    replicas: int | None = None
+    write_consistency: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, kind in self.indexes.items():
+            if not isinstance(name, str) or not name or kind not in INDEX_KINDS:
+                raise InputError(
+                    f"index {name!r}:{kind!r} is invalid: name a payload field, and a kind out of "
+                    f"{', '.join(INDEX_KINDS)}"
+                )
+        if self.quantize is not None and self.quantize not in QUANTIZATIONS:
+            raise InputError(f"quantize={self.quantize!r} is not supported; use one of {QUANTIZATIONS}")
+        for key in ("shards", "replicas", "write_consistency"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"{key} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a ragkit collection was built with; written once, when the collection is created."""
+
+    model: str
+    dim: int
+    bm25: Bm25Settings = field(default_factory=Bm25Settings)
+    indexes: Mapping[str, str] = field(default_factory=lambda: dict(BUILTIN_INDEXES))
+    quantize: str | None = None
+
+    @classmethod
+    def build(cls, *, model: str, dim: int, options: CollectionOptions) -> Schema:
+        return cls(
+            model=model,
+            dim=dim,
+            bm25=options.bm25 or Bm25Settings(),
+            indexes=BUILTIN_INDEXES | dict(options.indexes),
+            quantize=options.quantize,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ragkit_schema": SCHEMA_VERSION,
+            "model": self.model,
+            "dim": self.dim,
+            "bm25": asdict(self.bm25),
+            "indexes": dict(sorted(self.indexes.items())),
+            "quantize": self.quantize,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], where: str) -> Schema:
+        """The recorded schema; an older or foreign one is an error that says what to do about it."""
+        if "model" not in raw:
+            raise SchemaError(f"{where} was not created by ragkit: it has no recorded model")
+        version = raw.get("ragkit_schema")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"{where} has ragkit schema {version!r}, this ragkit reads schema {SCHEMA_VERSION} "
+                "(dense + BM25 vectors): re-ingest into a new collection, or for an embedded store folder "
+                "written by an earlier ragkit run `ragkit store convert DIR`"
+            )
+        try:
+            return cls(
+                model=raw["model"],
+                dim=int(raw["dim"]),
+                bm25=Bm25Settings(**raw.get("bm25", {})),
+                indexes=dict(raw.get("indexes", BUILTIN_INDEXES)),
+                quantize=raw.get("quantize"),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise SchemaError(f"{where} has a malformed recorded schema: {exc}") from exc
+
+
+class SchemaError(StoreError):
+    """A recorded schema is missing, foreign, older than this ragkit, or malformed."""
+
+
+def check_mode(mode: str) -> str:
+    if mode not in SEARCH_MODES:
+        raise InputError(f"search mode {mode!r} is unknown; use one of {', '.join(SEARCH_MODES)}")
+    return mode
+
+
+def check_fusion(fusion: str) -> str:
+    if fusion not in FUSIONS:
+        raise InputError(f"fusion {fusion!r} is unknown; use one of {', '.join(FUSIONS)}")
+    return fusion
+
+
+def parse_index(declaration: str) -> tuple[str, str]:
+    """`FIELD[:keyword|integer|float]` (the CLI's `--index`) as (field, kind); keyword by default."""
+    name, _, kind = declaration.partition(":")
+    kind = kind or "keyword"
+    if not name or kind not in INDEX_KINDS:
+        raise InputError(
+            f"--index {declaration!r} is invalid: use FIELD or FIELD:KIND with KIND one of {', '.join(INDEX_KINDS)}"
+        )
+    return name, kind
