@@ -20,7 +20,7 @@ from ragkit.evaluation.dataset import Document
 from ragkit.evaluation.loco import CARD_AVERAGE, TASKS, _offline, _tasks_from_rows, select_tasks
 from ragkit.evaluation.markdown import parsed_document
 from ragkit.evaluation.ranking import best_per_document, rank_documents
-from ragkit.retrieval import Hit
+from ragkit.retrieval import Hit, Retriever
 from ragkit.store import Hit as StoredHit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -313,7 +313,8 @@ class _OneLongDocument:
 
 def test_search_widens_until_it_has_k_documents() -> None:
     collection = _OneLongDocument()
-    ranking = rank_documents(collection, [1.0], top_k=3, points=29, documents=10)
+    retriever = Retriever(encoder=None, store=collection, collection="c")  # type: ignore[arg-type]
+    ranking = rank_documents(retriever, [1.0], "q", top_k=3, points=29, documents=10, mode="dense")
     assert ranking == {"d0": 1.0, "d1": pytest.approx(0.49), "d2": pytest.approx(0.48)}
     # First guess: 3 documents x 2.9 sections per document; then doubling, capped at the collection.
     assert collection.limits == [9, 18, 29]

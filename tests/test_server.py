@@ -280,6 +280,32 @@ def test_an_upload_is_ingested_by_a_background_job(client: httpx.Client) -> None
     assert gone.status_code == 404
 
 
+def test_searches_of_every_mode_are_answered_while_a_long_upload_is_ingested(client: httpx.Client) -> None:
+    topics = (
+        f"## Topic {i}\n\n" + " ".join(f"Note {j} on bed {i}: water the seedlings at dawn." for j in range(40))
+        for i in range(150)
+    )
+    accepted = upload(client, "long-garden-log.md", ("# Garden log\n\n" + "\n\n".join(topics)).encode()).json()
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/jobs/{accepted['id']}", headers=ADMIN).json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    latencies = []
+    for mode in ("hybrid", "dense", "sparse") * 3:
+        started = time.monotonic()
+        response = search(client, {"query": "how do I prune tomatoes", "mode": mode})
+        latencies.append(time.monotonic() - started)
+        assert response.status_code == 200, response.text
+    status = client.get(f"/v1/jobs/{accepted['id']}", headers=ADMIN).json()["status"]
+    print(f"\nsearch latency during ingestion: max {max(latencies) * 1000:.0f} ms ({status} job)")
+    # The job was still embedding and writing: searches did not wait for it, nor for an index build.
+    assert status == "running"
+    assert max(latencies) < 1.0
+    job = finished_job(client, accepted["id"], timeout=300)
+    assert job["status"] == "succeeded" and job["report"]["index_seconds"] == 0
+    client.delete(f"/v1/documents/{job['doc_id']}", headers=ADMIN)
+
+
 def test_an_upload_to_a_new_collection_creates_it(client: httpx.Client) -> None:
     job = finished_job(client, upload(client, "cats.md", CATS.encode(), collection="pets").json()["id"])
     assert job["status"] == "succeeded"
