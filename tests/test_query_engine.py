@@ -79,13 +79,14 @@ def test_duplicate_sections_enter_the_context_once(kit):
 
 
 def test_the_context_stops_at_the_token_budget_trimming_the_last_section(kit):
-    two_whole = kit.query_engine(top_k=2).query(PLANETS).sources
+    # Dense mode: its third hit has a sentence that fits the 60 tokens left (the budget, not the mode, is tested).
+    two_whole = kit.query_engine(top_k=2, mode="dense").query(PLANETS).sources
     budget = sum(tokens(kit, f"{s.header}\n{s.text}") for s in two_whole) + 60
-    sources = kit.query_engine(top_k=5, context_tokens=budget).query(PLANETS).sources
+    sources = kit.query_engine(top_k=5, context_tokens=budget, mode="dense").query(PLANETS).sources
     assert sources[:2] == two_whole
     assert len(sources) == 3
     assert sources[2].trimmed and ELISION in sources[2].text
-    assert sources[2].id == kit.search(PLANETS, top_k=3)[2].id
+    assert sources[2].id == kit.search(PLANETS, top_k=3, mode="dense")[2].id
     prompt_context = "\n\n".join(f"{s.header}\n{s.text}" for s in sources)
     assert tokens(kit, prompt_context) <= budget
 

@@ -219,10 +219,11 @@ def test_cli_search_errors_are_one_clear_line(store_copy, capsys, argv, message)
     assert len(err.strip().splitlines()) == 1
 
 
-def test_a_collection_deleted_after_loading_is_still_named_missing(tmp_path):
-    with ragkit.open("gone", store=tmp_path / "store", model="minilm") as kit:
+def test_a_collection_deleted_after_loading_is_still_named_missing():
+    # On a server (here its request path in qdrant-client's in-memory engine) another client can delete it.
+    with ragkit.open("gone", url=":memory:", model="minilm") as kit:
         kit.ingest([Path(__file__).resolve().parent.parent / "samples"], workers=0)
         assert kit.search("tomatoes", top_k=1)
-        kit.store._client.delete_collection("gone")  # as another client would; the facade has no such verb
+        kit.store._engine._client.delete_collection("gone")  # as another client would; the facade has no such verb
         with pytest.raises(CollectionNotFoundError, match="'gone' not found"):
             kit.search("tomatoes")

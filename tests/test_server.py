@@ -160,7 +160,7 @@ def test_filters_narrow_the_search(client: httpx.Client) -> None:
 
 
 def test_score_threshold_drops_weak_hits(client: httpx.Client) -> None:
-    hits = search(client, {"query": TOMATOES, "score_threshold": 0.3}).json()["hits"]
+    hits = search(client, {"query": TOMATOES, "score_threshold": 0.3, "mode": "dense"}).json()["hits"]
     assert [hit["metadata"]["breadcrumb"] for hit in hits] == [["Growing tomatoes"]]
 
 
