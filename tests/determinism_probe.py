@@ -16,12 +16,11 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ingest.discover import document_id
-from ingest.pipeline import _prepare_all
-from ingest.prepare import Job, Prepared
-from ragkit.encoder.checkpoint import load_tokenizer
-from ragkit.encoder.tokens import TokenCounter
+if TYPE_CHECKING:
+    from ingest.prepare import Prepared
+    from ragkit.encoder.tokens import TokenCounter
 
 MAX_TOKENS = 256
 
@@ -35,6 +34,12 @@ def digest(prepared: Prepared) -> str:
 
 
 def sections_of(paths: list[Path], counter: TokenCounter, workers: int) -> dict[str, str]:
+    # Imported here, not above: a spawned worker re-imports this module, and the pipeline's imports
+    # would bring torch into it, which the pipeline's own workers never load.
+    from ingest.discover import document_id
+    from ingest.pipeline import _prepare_all
+    from ingest.prepare import Job, Prepared
+
     jobs = [Job(path, document_id(path), "", None) for path in paths]
     digests = {}
     for outcome in _prepare_all(jobs, counter, MAX_TOKENS, workers, "cpu"):
@@ -46,6 +51,9 @@ def sections_of(paths: list[Path], counter: TokenCounter, workers: int) -> dict[
 
 
 def main() -> None:
+    from ragkit.encoder.checkpoint import load_tokenizer
+    from ragkit.encoder.tokens import TokenCounter
+
     counter = TokenCounter(load_tokenizer(Path(sys.argv[1])))
     alone = "--alone" in sys.argv[2:]
     paths = [Path(arg).resolve() for arg in sys.argv[2:] if arg != "--alone"]
