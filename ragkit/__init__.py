@@ -27,12 +27,17 @@ if TYPE_CHECKING:
     from ragkit.kit import Kit, open
     from ragkit.llm import LLM, LLMError
     from ragkit.query_engine import QueryEngine, QueryResponse
-    from ragkit.retrieval import Hit
+    from ragkit.retrieval import Hit, Retriever
+    from ragkit.store import Bm25Settings, CollectionOptions, Store
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Hit": "ragkit.retrieval",
+    "Retriever": "ragkit.retrieval",
+    "Store": "ragkit.store",
+    "CollectionOptions": "ragkit.store",
+    "Bm25Settings": "ragkit.store",
     "Encoder": "ragkit.encoder",
     "Kit": "ragkit.kit",
     "open": "ragkit.kit",
@@ -51,7 +56,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Bm25Settings",
     "CollectionNotFoundError",
+    "CollectionOptions",
     "Encoder",
     "Hit",
     "InputError",
@@ -65,7 +72,9 @@ __all__ = [
     "QueryEngine",
     "QueryResponse",
     "RagkitError",
+    "Retriever",
     "Settings",
+    "Store",
     "StoreError",
     "StoreLockedError",
     "open",

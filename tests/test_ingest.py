@@ -42,7 +42,10 @@ def write_corpus(folder: Path) -> Path:
 def points(store: Path, collection: str) -> dict[str, tuple[str, str]]:
     """id -> (doc_hash, text) of every point, read back from the closed store."""
     with Store.open(path=store) as opened:
-        return {pid: (p["doc_hash"], p["text"]) for pid, p in opened.scroll_payloads(collection, ["doc_hash", "text"])}
+        return {
+            pid: (p["doc_hash"], p["text"])
+            for pid, p in opened.scroll_payloads(collection, ["doc_hash", "text"])
+        }
 
 
 def ingest(store: Path, *paths: Path, **options) -> ragkit.Kit:

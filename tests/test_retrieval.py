@@ -224,6 +224,8 @@ def test_a_collection_deleted_after_loading_is_still_named_missing():
     with ragkit.open("gone", url=":memory:", model="minilm") as kit:
         kit.ingest([Path(__file__).resolve().parent.parent / "samples"], workers=0)
         assert kit.search("tomatoes", top_k=1)
-        kit.store._engine._client.delete_collection("gone")  # as another client would; the facade has no such verb
+        kit.store._engine._client.delete_collection(
+            "gone"
+        )  # as another client would; the facade has no such verb
         with pytest.raises(CollectionNotFoundError, match="'gone' not found"):
             kit.search("tomatoes")

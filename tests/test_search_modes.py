@@ -31,7 +31,9 @@ def points(texts: list[str], *, seed: int = 0, doc: str = "d") -> list[Point]:
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(len(texts), 8)).astype(np.float32)
     return [
-        Point(point_id(f"{doc}{i % 2}", i, t), v, {"text": t, "doc_id": f"{doc}{i % 2}", "source": "s", "n": i})
+        Point(
+            point_id(f"{doc}{i % 2}", i, t), v, {"text": t, "doc_id": f"{doc}{i % 2}", "source": "s", "n": i}
+        )
         for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
     ]
 
@@ -132,7 +134,9 @@ def test_dbsf_fusion_is_selectable_and_normalises_scores(store: Store):
 
 def test_score_threshold_is_in_the_scale_of_the_mode(store: Store):
     query = np.asarray(points(TEXTS)[0].vector)
-    assert [h.score >= 0.99 for h in store.search("docs", query, mode="dense", score_threshold=0.99)] == [True]
+    assert [h.score >= 0.99 for h in store.search("docs", query, mode="dense", score_threshold=0.99)] == [
+        True
+    ]
     sparse = store.search("docs", None, mode="sparse", text="tomato pruning", top_k=8)
     cut = (sparse[0].score + sparse[1].score) / 2
     assert sparse[0].score > sparse[1].score

@@ -282,10 +282,13 @@ def test_an_upload_is_ingested_by_a_background_job(client: httpx.Client) -> None
 
 def test_searches_of_every_mode_are_answered_while_a_long_upload_is_ingested(client: httpx.Client) -> None:
     topics = (
-        f"## Topic {i}\n\n" + " ".join(f"Note {j} on bed {i}: water the seedlings at dawn." for j in range(40))
+        f"## Topic {i}\n\n"
+        + " ".join(f"Note {j} on bed {i}: water the seedlings at dawn." for j in range(40))
         for i in range(150)
     )
-    accepted = upload(client, "long-garden-log.md", ("# Garden log\n\n" + "\n\n".join(topics)).encode()).json()
+    accepted = upload(
+        client, "long-garden-log.md", ("# Garden log\n\n" + "\n\n".join(topics)).encode()
+    ).json()
     deadline = time.monotonic() + 60
     while client.get(f"/v1/jobs/{accepted['id']}", headers=ADMIN).json()["status"] != "running":
         assert time.monotonic() < deadline

@@ -44,7 +44,9 @@ def write_legacy_store(folder: Path) -> dict[str, tuple[np.ndarray, dict]]:
         )
         vector = rng.normal(size=8).astype(np.float32)
         pid = point_id("admin", i, text)
-        client.upsert("manuals", [models.PointStruct(id=pid, vector={"dense": vector.tolist()}, payload=payload)])
+        client.upsert(
+            "manuals", [models.PointStruct(id=pid, vector={"dense": vector.tolist()}, payload=payload)]
+        )
         written[pid] = (vector / np.linalg.norm(vector), payload)
     client.close()
     return written
