@@ -29,7 +29,7 @@ class Hit:
     """One retrieved section: point id, score, section text, and everything else in `metadata`.
 
     The score is the search mode's: a cosine similarity (dense), a BM25 score (sparse), or a fused rank
-    score (hybrid; RRF gives at most 2/60 ≈ 0.033), so compare scores within one mode only.
+    score (hybrid; RRF gives at most 2/10 = 0.2), so compare scores within one mode only.
     `metadata` holds at least source, doc_id, title, breadcrumb, page_start/page_end, section_index.
     """
 

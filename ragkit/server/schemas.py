@@ -32,7 +32,7 @@ class SearchRequest(_Request):
         None,
         allow_inf_nan=False,
         description="lowest score kept, in the mode's own scale: a cosine (dense), a BM25 score (sparse), "
-        "a fused rank score (hybrid; RRF gives at most 2/60)",
+        "a fused rank score (hybrid; RRF gives at most 0.2)",
     )
     mode: Literal["dense", "sparse", "hybrid"] = Field(
         DEFAULT_MODE,

@@ -32,8 +32,11 @@ FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 200
 HNSW_EF = 128
-# RRF's constant from Cormack et al. (2009); Qdrant's own default (2) lets rank 1 of either list dominate.
-RRF_K = 60
+# RRF's constant: score = sum over both lists of 1 / (RRF_K + rank), ranks from 0. Chosen by nDCG@10 of
+# `ragkit eval --mode hybrid` on the two long-document sets of bench/eval_datasets.py (README, "Evaluate"):
+# k = 60 (Cormack et al.) gained +0.005 / +0.038 over dense, k = 10 +0.016 / +0.037, k = 5 +0.014 / +0.045,
+# k = 2 (Qdrant's default) +0.012 / +0.035; 10 has the best worst case.
+RRF_K = 10
 # Each mode's candidate list in a hybrid query holds this many times top_k (at least HYBRID_MIN_CANDIDATES).
 HYBRID_CANDIDATES = 4
 HYBRID_MIN_CANDIDATES = 40

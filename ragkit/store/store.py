@@ -321,7 +321,7 @@ class Store:
         `mode="dense"` ranks by cosine similarity to `vector`; `"sparse"` by BM25 of `text` (IDF from the
         collection as it is now); `"hybrid"` asks the engine for both candidate lists, filtered alike, and
         fuses them there by rank (RRF, or `fusion="dbsf"`). `score_threshold` applies to the score of the
-        mode: a cosine, a BM25 score, or a fused score (RRF: at most 2/60 ≈ 0.033, the sum of 1/(60 + rank) over both lists, ranks from 0). `exact` skips the
+        mode: a cosine, a BM25 score, or a fused score (RRF: the sum of 1/(10 + rank) over both lists, ranks from 0, so at most 0.2). `exact` skips the
         vector index (for measuring its recall).
         """
         _check_name(name)

@@ -26,7 +26,7 @@ function renderHit(hit) {
   head.append(
     element("span", "source", meta.filename || meta.source || hit.id),
     element("span", "pages", pages(meta)),
-    // Scores are the mode's own (cosine, BM25, or a fused rank score near 0.03): shown, not compared.
+    // Scores are the mode's own (cosine, BM25, or a fused rank score of at most 0.2): shown, not compared.
     element("span", "score", hit.score.toPrecision(3)),
   );
   item.append(
