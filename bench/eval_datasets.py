@@ -54,6 +54,8 @@ from bs4 import BeautifulSoup, Comment, NavigableString, Tag, XMLParsedAsHTMLWar
 
 from bench.ingest import DEFAULT_CORPUS as POSTGRES_HTML
 from ragkit.encoder.tokens import CountTokens, TokenCounter
+from ragkit.evaluation.dataset import Document
+from ragkit.evaluation.markdown import parsed_document
 
 PYTHON_HTML = Path("/usr/share/doc/python3.11/html")
 MIN_WORDS = 300
@@ -97,7 +99,11 @@ class Page:
 
     @property
     def headings(self) -> int:
-        return sum(line.startswith("#") for line in self.text.splitlines())
+        """Headings as ragkit's evaluation reads them from the text (a `#` line in code is none)."""
+        from ingest.document import HEADING
+
+        elements = parsed_document(Document(self.id, self.title, self.text)).elements
+        return sum(element.kind == HEADING for element in elements)
 
     @property
     def is_long(self) -> bool:
