@@ -32,9 +32,14 @@ matching, not retrieval. Only pages with at least `MIN_WORDS` words under at lea
 headings are documents, since ragkit retrieves long documents; the others (tables of contents, stubs)
 are left out, and so are the queries whose relevant pages all are.
 
-Size: queries are taken in id order (at most `--limit` per set); the corpus is their relevant pages plus
-as many other pages (distractors, spread evenly over the manual in file-name order) as fit in the
-set's word budget, so that embedding a set with all-MiniLM-L6-v2 on two CPU cores takes minutes.
+Size, in all-MiniLM-L6-v2 tokens (the model the sets are sized for): a page over `MAX_PAGE_TOKENS`
+is left out, as one page would take a large share of a set. Queries are taken in an order spread
+evenly over their sorted ids (not alphabetically, which would favour `a...` modules) as long as their
+relevant pages fit in `JUDGED_TOKENS` (and at most `--limit` of them); then the other pages, spread
+evenly over the manual in file-name order, join as distractors while they fit in `DISTRACTOR_SHARE`
+times the relevant pages' tokens. So a set stays under about 550k tokens, a few minutes of embedding
+on two CPU cores, and `--limit` shrinks its corpus along with its queries.
+
 Everything is sorted (files, ids), so the same packages give byte-identical sets.
 """
 
