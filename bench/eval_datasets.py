@@ -151,9 +151,10 @@ def markdown(root: Tag) -> str:
 class _MarkdownWriter:
     """Inline text collects into a paragraph; any block-level tag ends the paragraph before it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fence_code: bool = True) -> None:
         self.blocks: list[str] = []
         self._inline: list[str] = []
+        self._fence_code = fence_code  # a code block in a table cell or a heading is read as words
 
     def walk(self, node: Tag) -> None:
         for child in node.children:
@@ -167,12 +168,12 @@ class _MarkdownWriter:
     def _element(self, tag: Tag) -> None:
         if tag.name in _HEADINGS and not _in_admonition(tag):
             self._block("#" * _HEADINGS[tag.name] + " " + _text(tag))
-        elif tag.name == "pre":
+        elif tag.name == "pre" and self._fence_code:
             self._block(_fenced(tag.get_text()))
         elif tag.name == "table":
             rows = (" | ".join(_text(c) for c in tr.find_all(["td", "th"])) for tr in _rows(tag))
             self._block("\n".join(_escaped(row) for row in rows if row.strip(" |")))
-        elif tag.name in _BLOCKS or tag.name in _HEADINGS:
+        elif tag.name in _BLOCKS or tag.name in _HEADINGS or tag.name == "pre":
             self.flush()
             self.walk(tag)
             self.flush()
@@ -201,7 +202,7 @@ def _is_furniture(tag: Tag) -> bool:
 
 def _text(tag: Tag) -> str:
     """A heading's or a table cell's text on one line, without furniture (a heading's permalink mark)."""
-    writer = _MarkdownWriter()
+    writer = _MarkdownWriter(fence_code=False)
     writer.walk(tag)
     writer.flush()
     return one_line(" ".join(writer.blocks))

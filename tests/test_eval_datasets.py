@@ -63,7 +63,8 @@ def test_a_page_becomes_markdown_that_ragkit_reads_as_headings_paragraphs_and_co
         "<p>Defines a <code>new</code>\n   table.</p>"
         '<div class="note"><h3>Note</h3><p>Names are case-folded.</p></div>'
         "<h2>Synopsis</h2><pre>CREATE TABLE t (\n  # not a heading\n  id int\n);</pre>"
-        "<table><tr><th>Option</th><th>Meaning</th></tr><tr><td>TEMP</td><td><p>dropped at</p><p>session end</p></td></tr></table>"
+        "<table><tr><th>Option</th><th>Meaning</th></tr><tr><td>TEMP</td><td><p>dropped at</p><p>session end</p></td></tr>"
+        "<tr><td>upper('a')</td><td>→ <pre>A</pre></td></tr></table>"
         "<p># starts like a heading</p>",
     )
     text = markdown(BeautifulSoup(html, "lxml").body)
@@ -71,7 +72,7 @@ def test_a_page_becomes_markdown_that_ragkit_reads_as_headings_paragraphs_and_co
     assert text == (
         "# CREATE TABLE\n\nDefines a new table.\n\nNote\n\nNames are case-folded.\n\n## Synopsis\n\n"
         "```\nCREATE TABLE t (\n  # not a heading\n  id int\n);\n```\n\n"
-        "Option | Meaning\nTEMP | dropped at session end\n\n\\# starts like a heading"
+        "Option | Meaning\nTEMP | dropped at session end\nupper('a') | → A\n\n\\# starts like a heading"
     )
     elements = parsed_document(Document("x", "CREATE TABLE", text)).elements
     assert [(e.kind, e.level) for e in elements if e.kind == HEADING] == [(HEADING, 1), (HEADING, 2)]
