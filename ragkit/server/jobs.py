@@ -123,9 +123,16 @@ class Jobs:
         encoder = self._engine.call(lambda: kit.encoder).result()
         os.replace(upload.path, target)
         view = CollectionView(self._engine, kit, encoder, background=True)
-        # The view stands in for the Kit. Parsing runs in this thread: an upload is one document, and
-        # worker processes would take longer to start than it takes to parse.
-        report = run(view, [target], workers=0, metadata={"filename": job.filename})
+        # The view's encoder routes through the engine. Parsing runs in this thread: an upload is one
+        # document, and worker processes would take longer to start than it takes to parse.
+        report = run(
+            view.encoder,
+            view.store,
+            view.collection,
+            [target],
+            workers=0,
+            metadata={"filename": job.filename},
+        )
         result = report.to_dict() | {"ok": report.ok}
         # The client knows its file by the name it sent, not by the server's generated path.
         for entry in (*result["documents_failed"], *result["documents_skipped"]):
