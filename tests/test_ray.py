@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,6 +41,7 @@ REPORT_FIELDS = (
 def local_ray():
     """A local Ray of two CPUs whose workers import this checkout, as the driver does."""
     ray.init(
+        address="local",  # a new instance, even where a cluster runs on this machine
         num_cpus=2,
         include_dashboard=False,
         logging_level="ERROR",
@@ -144,7 +147,7 @@ class Killer(threading.Thread):
 
 
 def test_killed_encoder_and_writer_actors_mid_job_still_converge(local_ray, tmp_path, minilm_path):
-    docs = many_documents(tmp_path / "docs", 48)
+    docs = many_documents(tmp_path / "docs", 32)
     ingest(tmp_path / "clean", minilm_path, [docs], workers=0)
     clean = point_set(tmp_path / "clean")
 
@@ -159,7 +162,7 @@ def test_killed_encoder_and_writer_actors_mid_job_still_converge(local_ray, tmp_
     killer.join()
     assert [stage for stage, _ in killer.killed] == ["_EncodeStage", "_WriteStage"], "kills must land mid-job"
     if report is not None:
-        assert report["documents_ingested"] == 48 and not report["documents_failed"]
+        assert report["documents_ingested"] == 32 and not report["documents_failed"]
 
     ingest(tmp_path / "killed", minilm_path, [docs], ray=True)
     assert point_set(tmp_path / "killed") == clean
@@ -175,9 +178,27 @@ def _free_port() -> int:
 def two_node_cluster(tmp_path):
     """A head and a second node on this machine, one CPU each; both stopped after the test."""
     port = _free_port()
-    env = os.environ | {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
-    ray_cli = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=1"]
-    nodes = [subprocess.Popen([*ray_cli, "--head", f"--port={port}", "--include-dashboard=false"], env=env)]
+    # `ray start` turns token authentication on; every process of the cluster and each driver uses it.
+    env = os.environ | {
+        "PYTHONPATH": str(REPO),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # a test cluster has nothing to drain
+    }
+    ray_cli = [
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--block",
+        "--num-cpus=1",
+        "--node-ip-address=127.0.0.1",
+    ]
+    # Its own temporary folder (short: it holds sockets), so this machine's default cluster address,
+    # which `ray.init()` and `ray.init("auto")` read, is left alone.
+    temp = tempfile.mkdtemp(prefix="ragkit-ray-", dir="/tmp")
+    head = [*ray_cli, "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
+    nodes = [subprocess.Popen(head, env=env)]
     address = f"127.0.0.1:{port}"
     try:
         _wait_for_nodes(address, 1, env)
@@ -188,6 +209,7 @@ def two_node_cluster(tmp_path):
         for node in reversed(nodes):
             node.send_signal(signal.SIGTERM)  # `ray start --block` stops its node's processes on the way out
             node.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_for_nodes(address: str, count: int, env: dict[str, str]) -> None:
