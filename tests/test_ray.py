@@ -6,6 +6,7 @@ processes (killed for real in the fault test).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -116,12 +117,18 @@ def many_documents(folder: Path, count: int) -> Path:
 
 
 def stage_processes(stage: str) -> list[psutil.Process]:
-    """This machine's Ray worker processes of one stage, found by the title Ray gives them."""
+    """The worker processes of one stage of this test's local Ray (its raylet is our child), found by
+    the title Ray gives them."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         title = " ".join(process.info["cmdline"] or [])
-        if title.startswith("ray::") and stage in title:
-            found.append(process)
+        with contextlib.suppress(psutil.Error):
+            if (
+                title.startswith("ray::")
+                and stage in title
+                and psutil.Process(os.getpid()) in process.parents()
+            ):
+                found.append(process)
     return found
 
 
