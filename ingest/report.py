@@ -42,6 +42,21 @@ class IngestReport:
     def skip(self, path: Path, reason: str) -> None:
         self.documents_skipped.append({"path": str(path), "reason": reason})
 
+    def add(self, part: IngestReport) -> None:
+        """Fold in the counts of a part of the same job (what one Ray writer batch did)."""
+        for name in ("documents_ingested", "sections_embedded", "sections_deleted", "tokens_embedded"):
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.documents_failed.extend(part.documents_failed)
+        self.documents_skipped.extend(part.documents_skipped)
+
+    def finish(self, started: float, file: Path | None) -> IngestReport:
+        """Stamp the job's duration (since `perf_counter()` was `started`), log the summary, write `file`."""
+        self.seconds = round(time.perf_counter() - started, 3)
+        log.info(self.summary())
+        if file is not None:
+            self.write(file)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {
             "tokens_per_second": round(self.tokens_embedded / self.seconds, 1) if self.seconds else 0

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragkit.config import DEFAULT_STORE, Settings
-from ragkit.encoder import Encoder
-from ragkit.errors import CollectionNotFoundError, ModelMismatchError
+from ragkit.encoder import Encoder, EncoderSpec
+from ragkit.errors import CollectionNotFoundError, InputError, ModelMismatchError
 from ragkit.retrieval import Hit, Retriever
 from ragkit.store import CollectionInfo, Store
+from ragkit.store.address import StoreAddress
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -30,10 +31,18 @@ class Kit:
     """A collection with its store and encoder. Close it (or use `with`) to release an embedded store."""
 
     def __init__(
-        self, collection: str, store: Store, *, model: str | None, device: str, encoder: Encoder | None = None
+        self,
+        collection: str,
+        store: Store,
+        *,
+        model: str | None,
+        device: str,
+        encoder: Encoder | None = None,
+        address: StoreAddress | None = None,
     ) -> None:
         self.collection = collection
         self.store = store
+        self._address = address  # where `store` was opened: what a job on other processes reopens
         self._model = model
         self._device = device
         self._encoder: Encoder | None = None
@@ -72,13 +81,37 @@ class Kit:
     def info(self) -> CollectionInfo:
         return self.store.collection_info(self.collection)
 
-    def ingest(self, paths: list[str | Path] | str | Path, **options: Any) -> IngestReport:
-        """Parse, section, embed and upsert documents; see `ingest.pipeline.run` for the options."""
-        from ingest.pipeline import run
+    def ingest(
+        self, paths: list[str | Path] | str | Path, *, ray: bool | str | None = None, **options: Any
+    ) -> IngestReport:
+        """Parse, section, embed and upsert documents; see `ingest.pipeline.run` for the options.
 
+        `ray` runs the same job on Ray Data (see `ingest.ray_runner`): `True` on a local Ray (or the one
+        this process is connected to), `"auto"` on the cluster of this machine, or a `ray://` URL.
+        """
         if isinstance(paths, str | Path):
             paths = [paths]
-        return run(self, [Path(p) for p in paths], **options)
+        paths = [Path(p) for p in paths]
+        if not ray:
+            from ingest.pipeline import run
+
+            return run(self.encoder, self.store, self.collection, paths, **options)
+        from ingest.ray_runner import import_ray, open_when_free, run_on_ray
+
+        if self._address is None:
+            raise InputError(
+                "ingest(ray=...) needs a collection opened with ragkit.open(store=... or url=...)"
+            )
+        import_ray()  # before anything is handed over: a missing extra is named at once
+        spec = EncoderSpec(self._model_name(), self._device)
+        if not self._address.embedded:
+            return run_on_ray(spec, self._address, self.collection, paths, ray=ray, **options)
+        # The job's writer opens the folder, which one process at a time may hold: hand it over and back.
+        self.store.close()
+        try:
+            return run_on_ray(spec, self._address, self.collection, paths, ray=ray, **options)
+        finally:
+            self.store = open_when_free(self._address)
 
     def delete_document(self, doc_id: str) -> int:
         """Delete every section of one document; returns how many there were."""
@@ -147,6 +180,13 @@ class Kit:
         if self.loaded_encoder is None:
             self.store.collection_info(self.collection)  # CollectionNotFoundError names the existing ones
 
+    def _model_name(self) -> str:
+        """The model `encoder` would load, without loading it."""
+        loaded = self.loaded_encoder
+        if loaded is not None:
+            return loaded.name
+        return self._model or self._recorded_model() or Settings.from_env().model
+
     def _recorded_model(self) -> str | None:
         try:
             return self.store.collection_info(self.collection).model
@@ -173,13 +213,14 @@ def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads lik
     settings = Settings.from_env()
     url = url or (None if store else settings.url)
     if url:
-        opened = Store.open(url=url, api_key=api_key or settings.api_key)
+        address = StoreAddress(url=url, api_key=api_key or settings.api_key)
     else:
-        opened = Store.open(path=Path(store or settings.store or DEFAULT_STORE))
+        address = StoreAddress(path=Path(store or settings.store or DEFAULT_STORE))
     return Kit(
         collection or settings.collection,
-        opened,
+        address.open(),
         model=model,
         device=device or settings.device,
         encoder=encoder,
+        address=address,
     )

@@ -22,7 +22,15 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     ingest.add_argument(
         "--workers",
         type=int,
-        help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4)",
+        help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4); "
+        "with --ray, parsing tasks at once (default: as the cluster's CPUs allow)",
+    )
+    ingest.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        metavar="ADDRESS",
+        help="run on Ray Data (needs ragkit[ray]): a local Ray, or the cluster at ADDRESS (auto, ray://HOST:PORT)",
     )
     ingest.add_argument(
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
@@ -48,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             prune=args.prune,
             workers=args.workers,
+            ray=args.ray,
             metadata=_metadata(args.metadata),
             progress=True,
             report=args.report,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ragkit.encoder.resolve import DEFAULT_MODEL, resolve_model
+from ragkit.encoder.spec import EncoderSpec, ModelFacts
 from ragkit.encoder.tokens import TokenCounter
 
 if TYPE_CHECKING:
@@ -22,4 +23,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ragkit.encoder' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_MODEL", "EncodeStats", "Encoder", "TokenCounter", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EncodeStats",
+    "Encoder",
+    "EncoderSpec",
+    "ModelFacts",
+    "TokenCounter",
+    "resolve_model",
+]

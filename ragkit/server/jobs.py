@@ -132,12 +132,14 @@ class Jobs:
         encoder = self._engine.call(lambda: kit.encoder).result()
         os.replace(upload.path, target)
         view = CollectionView(self._engine, kit, encoder, background=True)
-        # The view stands in for the Kit. Parsing runs in this thread: an upload is one document, and
-        # worker processes would take longer to start than it takes to parse.
-        # No index build here: on an embedded store it would hold up every search while it runs. New
-        # points are searched exactly until the next `ragkit ingest` (or a server) indexes them.
+        # The view's encoder routes through the engine. Parsing runs in this thread: an upload is one
+        # document, and worker processes would take longer to start than it takes to parse. No index
+        # build here: on an embedded store it would hold up every search while it runs; new points are
+        # searched exactly until the next `ragkit ingest` or `ragkit store index` (a server indexes itself).
         report = run(
-            view,
+            view.encoder,
+            view.store,
+            view.collection,
             [target],
             workers=0,
             metadata={"filename": job.filename},

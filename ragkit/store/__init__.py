@@ -4,6 +4,7 @@ This package is the only part of ragkit that imports `qdrant_edge` or `qdrant_cl
 uses these names.
 """
 
+from ragkit.store.address import StoreAddress
 from ragkit.store.filters import parse_filters
 from ragkit.store.ids import point_id
 from ragkit.store.payload import PAYLOAD_FIELDS, check_metadata, section_payload
@@ -29,6 +30,7 @@ __all__ = [
     "Schema",
     "SchemaError",
     "Store",
+    "StoreAddress",
     "check_metadata",
     "parse_filters",
     "parse_index",

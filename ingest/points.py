@@ -1,0 +1,79 @@
+"""Sections to points, and points into the collection: the embedding and writing steps of a job.
+
+Both runners use these: the one-machine pipeline in its main loop and writer thread, the Ray runner in
+its encoder actors and writers. A document is written by upserting its new points (deterministic ids,
+so repeats are harmless) and then deleting the ones no longer part of it; a job stopped in between
+leaves the document with two hashes, which the next run sees as incomplete and redoes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ingest.prepare import Prepared
+from ingest.sections import Section
+from ragkit.store import Point, Store, point_id, section_payload
+
+Written = tuple[Prepared, list[Point]]
+
+
+class Encodes(Protocol):
+    """What embedding needs of an encoder: `Encoder` and the server's routed stand-in both have it."""
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def embed(batch: list[Prepared], encoder: Encodes, metadata: dict[str, Any]) -> list[Written]:
+    """The points of each document, embedded together (one call, so the encoder packs full batches)."""
+    texts = [section.embed_text for prepared in batch for section in prepared.sections]
+    if not texts:
+        return []
+    vectors = iter(encoder.encode(texts))
+    return [
+        (
+            prepared,
+            [
+                _point(prepared, i, section, next(vectors), metadata)
+                for i, section in enumerate(prepared.sections)
+            ],
+        )
+        for prepared in batch
+    ]
+
+
+def _point(prepared: Prepared, index: int, section: Section, vector: Any, metadata: dict[str, Any]) -> Point:
+    job = prepared.job
+    payload = section_payload(
+        text=section.text,
+        doc_id=job.doc_id,
+        source=str(job.path),
+        title=prepared.title,
+        breadcrumb=section.breadcrumb,
+        section_index=index,
+        section_count=len(prepared.sections),
+        tokens=section.tokens,
+        page_start=section.page_start,
+        page_end=section.page_end,
+        doc_hash=job.doc_hash,
+        metadata=metadata,
+    )
+    return Point(point_id(job.doc_id, index, section.embed_text), vector, payload, text=section.embed_text)
+
+
+def write(store: Store, collection: str, documents: list[Written]) -> int:
+    """Upsert all the documents' new points, then delete their stale ones; returns how many were stale.
+
+    As few requests as the store's size limit allows: one upsert and one delete for the whole group.
+    """
+    store.upsert(collection, [point for _, points in documents for point in points])
+    stale = sorted(
+        pid
+        for prepared, points in documents
+        if prepared.job.old is not None
+        for pid in set(prepared.job.old.ids) - {point.id for point in points}
+    )
+    if stale:
+        store.delete_points(collection, stale)
+    return len(stale)

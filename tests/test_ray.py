@@ -1,0 +1,270 @@
+"""Ingestion on Ray Data: the same job as on one machine, on a real local Ray and a real two-node cluster.
+
+Real parts throughout: the packaged MiniLM, real parsing, the embedded Qdrant store, Ray's own
+processes (killed for real in the fault test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import ragkit
+from ragkit.store import PAYLOAD_FIELDS, Store
+from tests import corpus as retrieval_corpus
+from tests.test_ingest import write_corpus
+
+ray = pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parents[1]
+METADATA = {"team": "docs"}
+REPORT_FIELDS = (
+    "documents_seen", "documents_ingested", "documents_unchanged", "documents_failed", "documents_skipped",
+    "documents_deleted", "sections_embedded", "sections_deleted", "tokens_embedded",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray of two CPUs whose workers import this checkout, as the driver does."""
+    ray.init(
+        address="local",  # a new instance, even where a cluster runs on this machine
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+    )
+    yield
+    ray.shutdown()
+
+
+def point_set(store: Path, collection: str = "docs") -> dict[str, str]:
+    """id -> hash of the whole payload, for every point of the collection."""
+    with Store.open(path=store) as opened:
+        return {
+            pid: hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+            for pid, payload in opened.scroll_payloads(collection, [*PAYLOAD_FIELDS, *METADATA])
+        }
+
+
+def ingest(store: Path, model: Path, paths: list[Path], **options) -> dict:
+    with ragkit.open("docs", store=store, model=str(model), device="cpu") as kit:
+        report = kit.ingest(paths, metadata=METADATA, max_tokens=128, **options)
+    return {field: getattr(report, field) for field in REPORT_FIELDS}
+
+
+def mixed_corpus(folder: Path) -> Path:
+    """Markdown, text and HTML documents, one that fails to parse and one of an unsupported type."""
+    docs = retrieval_corpus.write(folder)
+    write_corpus(docs / "more")
+    (docs / "empty.txt").write_text("")
+    (docs / "notes.xyz").write_text("not a supported type")
+    return docs
+
+
+def test_a_ray_job_writes_the_same_points_and_report_as_one_machine(local_ray, tmp_path, minilm_path):
+    docs = mixed_corpus(tmp_path)
+    one, on_ray = tmp_path / "one-machine", tmp_path / "ray"
+
+    expected = ingest(one, minilm_path, [docs], workers=0)
+    report = ingest(on_ray, minilm_path, [docs], ray=True)
+    assert report == expected
+    assert report["documents_ingested"] == 7 and [
+        Path(f["path"]).name for f in report["documents_failed"]
+    ] == ["empty.txt"]
+    assert point_set(on_ray) == point_set(one)
+
+    # A changed file loses its stale sections, a deleted one is pruned: the same on Ray.
+    (docs / "astronomy.md").write_text(
+        "# Astronomy notes\n\n## Comets\n\nComets are balls of ice and dust.\n"
+    )
+    (docs / "more" / "engines.txt").unlink()
+    expected = ingest(one, minilm_path, [docs], workers=0, prune=True)
+    report = ingest(on_ray, minilm_path, [docs], ray=True, prune=True)
+    assert report == expected
+    assert report["documents_deleted"] == 1 and report["sections_deleted"] > 1
+    assert point_set(on_ray) == point_set(one)
+
+    # Unchanged files are hashed on the driver, never read by the cluster.
+    again = ingest(on_ray, minilm_path, [docs], ray=True)
+    assert again["documents_unchanged"] == 6 and again["sections_embedded"] == 0
+
+
+def many_documents(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        parts = "\n\n".join(
+            f"## Part {j}\n\n"
+            + " ".join(f"document {i} part {j} sentence {k} on item {i * j + k}." for k in range(20))
+            for j in range(3)
+        )
+        (folder / f"doc{i:02}.md").write_text(f"# Document {i}\n\n{parts}\n")
+    return folder
+
+
+def stage_processes(stage: str) -> list[psutil.Process]:
+    """The worker processes of one stage of this test's local Ray (its raylet is our child), found by
+    the title Ray gives them."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        title = " ".join(process.info["cmdline"] or [])
+        with contextlib.suppress(psutil.Error):
+            if (
+                title.startswith("ray::")
+                and stage in title
+                and psutil.Process(os.getpid()) in process.parents()
+            ):
+                found.append(process)
+    return found
+
+
+class Killer(threading.Thread):
+    """SIGKILLs the first process of each stage once it is up and the job has been running a while."""
+
+    def __init__(self, stages: list[str], after: float) -> None:
+        super().__init__(daemon=True)
+        self.stages, self.after = stages, after
+        self.killed: list[tuple[str, int]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        for stage in self.stages:
+            while not self.done.is_set():
+                processes = stage_processes(stage)
+                if processes and time.monotonic() - started >= self.after:
+                    processes[0].send_signal(signal.SIGKILL)
+                    self.killed.append((stage, processes[0].pid))
+                    break
+                time.sleep(0.05)
+
+
+def test_killed_encoder_and_writer_actors_mid_job_still_converge(local_ray, tmp_path, minilm_path):
+    docs = many_documents(tmp_path / "docs", 32)
+    ingest(tmp_path / "clean", minilm_path, [docs], workers=0)
+    clean = point_set(tmp_path / "clean")
+
+    killer = Killer(["_EncodeStage", "_WriteStage"], after=8.0)
+    killer.start()
+    try:
+        report = ingest(tmp_path / "killed", minilm_path, [docs], ray=True)
+    except ragkit.RagkitError as exc:  # allowed: a clear error, and a re-run that finishes the job
+        assert "run the same job again" in str(exc)
+        report = None
+    killer.done.set()
+    killer.join()
+    assert [stage for stage, _ in killer.killed] == ["_EncodeStage", "_WriteStage"], "kills must land mid-job"
+    if report is not None:
+        assert report["documents_ingested"] == 32 and not report["documents_failed"]
+
+    ingest(tmp_path / "killed", minilm_path, [docs], ray=True)
+    assert point_set(tmp_path / "killed") == clean
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """A head and a second node on this machine, one CPU each; both stopped after the test."""
+    port = _free_port()
+    # `ray start` turns token authentication on; every process of the cluster and each driver uses it.
+    env = os.environ | {
+        "PYTHONPATH": str(REPO),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # a test cluster has nothing to drain
+    }
+    ray_cli = [
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--block",
+        "--num-cpus=1",
+        "--node-ip-address=127.0.0.1",
+    ]
+    # Its own temporary folder (short: it holds sockets), so this machine's default cluster address,
+    # which `ray.init()` and `ray.init("auto")` read, is left alone.
+    temp = tempfile.mkdtemp(prefix="ragkit-ray-", dir="/tmp")
+    head = [*ray_cli, "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
+    nodes = [subprocess.Popen(head, env=env)]
+    address = f"127.0.0.1:{port}"
+    try:
+        _wait_for_nodes(address, 1, env)
+        nodes.append(subprocess.Popen([*ray_cli, f"--address={address}"], env=env))
+        _wait_for_nodes(address, 2, env)
+        yield address, env
+    finally:
+        for node in reversed(nodes):
+            node.send_signal(signal.SIGTERM)  # `ray start --block` stops its node's processes on the way out
+            node.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for_nodes(address: str, count: int, env: dict[str, str]) -> None:
+    probe = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print(len(ray.nodes()))"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+        if run.returncode == 0 and run.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
+
+
+def test_the_cli_job_on_a_two_node_cluster_matches_one_machine(two_node_cluster, tmp_path, minilm_path):
+    address, env = two_node_cluster
+    docs = mixed_corpus(tmp_path)
+    expected = ingest(tmp_path / "one-machine", minilm_path, [docs], workers=0)
+    run = subprocess.run(
+        [sys.executable, "-m", "ragkit.cli", "ingest", str(docs), "--ray", "auto", "--collection", "docs",
+         "--store", str(tmp_path / "cluster"), "--model", str(minilm_path), "--device", "cpu",
+         "--max-tokens", "128", "--metadata", "team=docs", "--report", str(tmp_path / "report.json")],
+        capture_output=True, text=True, env=env | {"RAY_ADDRESS": address},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr  # 1: empty.txt failed, as on one machine
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert {field: written[field] for field in REPORT_FIELDS} == expected
+    assert f"{expected['documents_seen']} documents: 7 ingested" in run.stdout
+    assert point_set(tmp_path / "cluster") == point_set(tmp_path / "one-machine")
+
+
+def test_without_ray_the_flag_is_an_error_naming_the_extra(tmp_path):
+    docs = write_corpus(tmp_path / "docs")
+    script = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if ray were not installed\n"
+        "from ragkit.cli import main\n"
+        f"sys.exit(main(['ingest', {str(docs)!r}, '--ray', '--store', {str(tmp_path / 's')!r}, '--model', 'minilm']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "pip install 'ragkit[ray]'" in run.stderr
+
+
+def test_a_ray_address_is_auto_or_a_ray_url_and_a_ray_url_needs_a_server_store(tmp_path):
+    docs = write_corpus(tmp_path / "docs")
+    with ragkit.open("docs", store=tmp_path / "s", model="minilm") as kit:
+        with pytest.raises(ragkit.InputError, match="'auto' or a ray:// URL"):
+            kit.ingest(docs, ray="localhost:6379")
+        with pytest.raises(ragkit.InputError, match="Qdrant server"):
+            kit.ingest(docs, ray="ray://head:10001")
+        assert kit.store.collections() == []  # the store was handed back, and nothing was written
