@@ -224,6 +224,7 @@ def measure_memory(shard: str, dim: int, queue: multiprocessing.Queue) -> None:
     params = SearchParams(hnsw_ef=128, quantization=QuantizationSearchParams(rescore=True, oversampling=2.0))
     before = resident(folder)
     edge = EdgeShard.load(shard)
+    opened = resident(folder)
     timings = []
     for query in queries:
         start = time.perf_counter()
@@ -232,6 +233,7 @@ def measure_memory(shard: str, dim: int, queue: multiprocessing.Queue) -> None:
     after = resident(folder)
     edge.close()
     grown = {name: after.get(name, 0) - before.get(name, 0) for name in (*COMPONENTS, "wal", "anonymous")}
+    grown["anonymous at open"] = opened.get("anonymous", 0) - before.get("anonymous", 0)
     queue.put((grown, statistics.median(timings) * 1000))
 
 
@@ -285,6 +287,10 @@ def report(builds: dict[str, tuple[Build, Build]], dim: int, payload_json: float
             row = per_point(getattr(a, field), getattr(b, field), parts)
             cells = "".join(f"{row[name]:>14,.0f}" for name in parts)
             print(f"{layout:<14}{cells}{sum(row.values()):>10,.0f}")
+    for layout, (a, b) in builds.items():
+        print(
+            f"{layout}: anonymous growth per point {per_point(a.rss, b.rss, ['anonymous at open'])['anonymous at open']:,.0f} B once opened, before any query"
+        )
     print(
         f"(not per point: the write-ahead log, {large.wal / 2**20:,.0f} MiB on disk at {large.points:,} "
         f"points, {large.rss['wal'] / 2**20:,.0f} MiB of it resident)"

@@ -195,8 +195,23 @@ def test_every_ray_node_and_the_driver_see_the_documents_at_the_same_path(servic
         [documents] = [volume for volume in services[name]["volumes"] if ":/documents" in volume]
         assert documents.endswith(":ro")
         mounts[name] = documents
-        assert services[name]["environment"]["RAY_USAGE_STATS_ENABLED"] == "0"
     assert len(set(mounts.values())) == 1
+
+
+def test_ray_nodes_and_the_driver_share_one_required_token(services: dict[str, Any]) -> None:
+    # Ray runs whatever code reaches it: without a token, anyone on the network could.
+    for name in ("ray-head", "ray-gpu-worker", "ingest"):
+        environment = services[name]["environment"]
+        assert environment["RAY_AUTH_MODE"] == "token"
+        assert environment["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # no token, no start
+        assert environment["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert "RAY_AUTH_TOKEN" not in services["api"]["environment"]  # the API never talks to Ray
+    documented = dict(
+        line.split("=", 1)
+        for line in (DOCKER / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert documented["RAY_AUTH_TOKEN"] == ""  # never a real token
 
 
 def test_ragkit_services_run_one_image_built_with_the_ray_extra(services: dict[str, Any]) -> None:
