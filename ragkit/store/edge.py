@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ LOCK = ".lock"
 COLLECTIONS = "collections"
 SCHEMA_FILE = "schema.json"
 SHARD = "shard"
+# How long a shard's WAL may stay held by a process that has handed the folder back.
+WAL_RELEASE_WAIT_S = 30.0
 # Qdrant's default: segments under this many KB of vectors are searched exactly, not through HNSW.
 FULL_SCAN_THRESHOLD_KB = 10_000
 
@@ -238,9 +241,28 @@ class EdgeEngine(Engine):
                 shard = self._shards.get(name)
                 if shard is None:
                     self.schema(name)  # a folder without its schema is not a collection
-                    shard = edge.EdgeShard.load(str(self._dir(name) / SHARD))
+                    shard = _load(self._dir(name) / SHARD)
                     self._shards[name] = shard
         return shard
+
+
+def _load(path: Path) -> edge.EdgeShard:
+    """Load a shard whose WAL may still be held for a moment by the process that had the folder before:
+    a process that exits (a job's writer handing the folder back) releases the folder lock before its
+    shards are dropped. With the folder lock held here, nobody else can be starting on it."""
+    deadline = time.monotonic() + WAL_RELEASE_WAIT_S
+    while True:
+        try:
+            return edge.EdgeShard.load(str(path))
+        except Exception as exc:
+            if "WouldBlock" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreLockedError(
+                    f"the shard {path} is still held by another process after {WAL_RELEASE_WAIT_S:.0f}s; "
+                    "stop that process and try again"
+                ) from exc
+            time.sleep(0.05)
 
 
 def _lock(folder: Path) -> portalocker.Lock:
