@@ -10,25 +10,20 @@ set, a state that the next run sees as incomplete and redoes, or the new complet
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.discover import discover, document_hash, document_id
+from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
 from ingest.parse import UnsupportedFormatError
-from ingest.prepare import DocState, Job, Prepared, prepare
+from ingest.prepare import DocState, Job, Prepared
 from ingest.report import IngestReport, Progress
 from ingest.sections import Section
-from ingest.worker import start_parsing_process
-from ragkit.encoder import TokenCounter
-from ragkit.errors import InputError, RagkitError, StoreError
+from ragkit.errors import InputError, StoreError
 from ragkit.store import Point, Store, check_metadata, point_id, section_payload
 
 if TYPE_CHECKING:
@@ -51,12 +46,15 @@ def run(
     metadata: dict[str, Any] | None = None,
     progress: bool = False,
     report: Path | None = None,
+    parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`; return (and optionally write) the report.
 
-    `workers` parsing processes (default: chosen by job size and machine, see `_auto_workers`; 0 parses
-    in this process); `metadata` is stored with every section; `prune` deletes documents under `paths`
-    whose files are gone.
+    `workers` parsing processes (default: chosen by job size and machine, see `_auto_workers`; 0 and 1
+    both parse one document at a time, in one child process); `parse_timeout` seconds per document
+    (None: no limit), after which its parsing process is killed and the document fails (see
+    `ingest.isolation`); `metadata` is stored with every section; `prune` deletes documents under
+    `paths` whose files are gone.
     """
     started = time.perf_counter()
     encoder = kit.encoder
@@ -93,7 +91,10 @@ def run(
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
             pending_tokens = 0
-            for outcome in _prepare_all(jobs, encoder.token_counter, limit, workers, encoder.device.type):
+            processes = _auto_workers(len(jobs), encoder.device.type) if workers is None else workers
+            for outcome in prepare_isolated(
+                jobs, encoder.token_counter, limit, processes=processes, timeout=parse_timeout
+            ):
                 if isinstance(outcome, Prepared):
                     pending.append(outcome)
                     pending_tokens += sum(section.tokens for section in outcome.sections)
@@ -139,76 +140,14 @@ def _read_states(store: Store, collection: str) -> dict[str, DocState]:
     return states
 
 
-def _prepare_all(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None, device: str
-) -> Iterator[Prepared | tuple[Job, Exception]]:
-    """Yield each job's sections or error, with at most 2 × workers documents in flight.
-
-    If the worker pool breaks (a parser crashed its process, or spawn cannot re-import the caller's
-    script, as from stdin), the unfinished documents are parsed here instead: the job still completes.
-    """
-    workers = _auto_workers(len(jobs), device) if workers is None else workers
-    if workers == 0 or len(jobs) <= 1:
-        yield from _prepare_here(jobs, counter, max_tokens)
-        return
-    done: set[int] = set()
-    try:
-        yield from _prepare_in_pool(jobs, counter, max_tokens, workers, done)
-    except BrokenProcessPool as exc:
-        log.warning("parsing workers stopped (%s); parsing the remaining documents in this process", exc)
-        yield from _prepare_here([job for i, job in enumerate(jobs) if i not in done], counter, max_tokens)
-
-
-def _prepare_here(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int
-) -> Iterator[Prepared | tuple[Job, Exception]]:
-    for job in jobs:
-        try:
-            yield prepare(job, counter, max_tokens)
-        except Exception as exc:  # one bad document never stops the job
-            yield job, _reportable(exc)
-
-
-def _prepare_in_pool(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int, done: set[int]
-) -> Iterator[Prepared | tuple[Job, Exception]]:
-    # spawn, not fork: the parent holds torch's thread pools, which a forked child can deadlock on.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=start_parsing_process) as pool:
-        remaining = iter(enumerate(jobs))
-        in_flight: dict[Future[Prepared], int] = {}
-        while True:
-            while len(in_flight) < 2 * workers and (item := next(remaining, None)) is not None:
-                in_flight[pool.submit(prepare, item[1], counter, max_tokens)] = item[0]
-            if not in_flight:
-                return
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index = in_flight.pop(future)
-                try:
-                    outcome: Prepared | tuple[Job, Exception] = future.result()
-                except BrokenProcessPool:
-                    raise
-                except Exception as exc:
-                    outcome = jobs[index], _reportable(exc)
-                done.add(index)
-                yield outcome
-
-
 def _auto_workers(documents: int, device: str) -> int:
-    """Parsing processes by default. None for small jobs, where starting them (each imports the parsers,
-    ~2 s here) costs more than it saves; none on a small CPU-only machine either, where the encoder already
-    keeps every core busy. Else up to 4 beside a GPU, fewer beside a CPU encoder."""
+    """Parsing processes by default. One for small jobs, where starting more (each imports the parsers,
+    ~2 s here) costs more than it saves; one on a small CPU-only machine too, where the encoder already
+    keeps every core busy. Else up to 4 beside a GPU, fewer beside a CPU encoder. (0 means one.)"""
     cpus = os.cpu_count() or 1
     if documents < SMALL_JOB_DOCUMENTS or (device == "cpu" and cpus <= 4):
         return 0
     return max(1, min(4, cpus - 1 if device != "cpu" else cpus // 4))
-
-
-def _reportable(exc: Exception) -> Exception:
-    if isinstance(exc, RagkitError):
-        return exc
-    return RagkitError(f"{type(exc).__name__}: {exc}")
 
 
 def _embed_and_write(
