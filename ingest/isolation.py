@@ -119,7 +119,7 @@ class _Child:
         self.started = time.monotonic()
         self.counter: TokenCounter | None = None
         self.job: Job | None = None
-        self.deadline = float("inf")
+        self.sent = self.deadline = float("inf")
 
     def send(self, job: Job, counter: TokenCounter, max_tokens: int, timeout: float | None) -> None:
         if self.counter is not counter:
@@ -127,7 +127,8 @@ class _Child:
             self.counter = counter
         self.connection.send(("job", job, max_tokens))
         self.job = job
-        self.deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        self.sent = time.monotonic()
+        self.deadline = self.sent + timeout if timeout is not None else float("inf")
 
     def kill(self) -> None:
         with suppress(OSError):
@@ -238,6 +239,7 @@ class _Supervisor:
                     continue
                 job, child.job, child.deadline = child.job, None, float("inf")
                 assert job is not None
+                log.debug("parsed %s in %.3f s", job.path, time.monotonic() - child.sent)
                 yield answer[1] if answer[0] == "ok" else (job, answer[1])
             elif child.job is not None and time.monotonic() >= child.deadline:
                 yield from self._replace(
@@ -258,6 +260,7 @@ class _Supervisor:
         self._children[index] = _Child()
         if child.job is not None:
             log.warning("%s: %s", child.job.path, cause)
+            log.debug("parsed %s in %.3f s", child.job.path, time.monotonic() - child.sent)
             yield child.job, ParseError(f"{child.job.path}: {cause}")
 
     def _release(self, *, clean: bool) -> None:

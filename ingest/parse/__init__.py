@@ -38,7 +38,7 @@ from ingest.parse.formats import (
     read_table_file,
     read_text,
 )
-from ingest.parse.limits import check_pdf_streams, check_text_file, check_zip_package
+from ingest.parse.limits import broken_pdf_xref, check_pdf_streams, check_text_file, check_zip_package
 from ingest.parse.nlp import nlp_backend  # importing it installs the offline NLP into unstructured
 from ingest.parse.pdf import read_pdf
 from ragkit.errors import ParseError
@@ -109,7 +109,8 @@ def parse(path: Path) -> ParsedDocument:
         raise ParseError(f"{path}: cannot parse {fmt.name}: {type(exc).__name__}: {exc}") from exc
     elements = [element for raw in partition.elements if (element := _convert(raw, fmt.paged))]
     if not elements:
-        raise ParseError(f"{path}: no extractable text")
+        broken = broken_pdf_xref(path) if fmt.paged and path.suffix.lower() == ".pdf" else None
+        raise ParseError(f"{path}: no extractable text" + (f": {broken}" if broken else ""))
     return ParsedDocument(path=path, title=_title(path, partition.title, elements), elements=elements)
 
 

@@ -135,3 +135,38 @@ def _package_too_big(path: Path, found: str) -> ParseError:
 
 def _mib(size: int) -> str:
     return f"{size / MIB:,.1f} MiB"
+
+
+_STARTXREF = re.compile(rb"startxref\s+(\d+)")
+_XREF_SECTION = re.compile(rb"xref\s+(\d+)\s+(\d+)\s+")
+_XREF_ENTRY = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
+_OBJECT_HEADER = re.compile(rb"\s*\d+\s+\d+\s+obj\b")
+
+
+def broken_pdf_xref(path: Path) -> str | None:
+    """Why the PDF's last cross-reference table cannot be right, if it cannot: said when a PDF yields no
+    text, so that the error names the broken index rather than claiming the pages hold no text."""
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        tail = data[max(0, len(data) - 2048) :]
+        found = list(_STARTXREF.finditer(tail))
+        if not found:
+            return "it has no startxref pointer to its cross-reference table"
+        start = int(found[-1].group(1))
+        section = _XREF_SECTION.match(data, start) if start < len(data) else None
+        if section is None:
+            return (
+                None
+                if start < len(data)
+                else f"its startxref points past the end of the file (byte {start:,})"
+            )
+        first, entries = int(section.group(1)), int(section.group(2))
+        position = section.end()
+        for number in range(first, first + min(entries, 100_000)):
+            entry = _XREF_ENTRY.match(data, position)
+            if entry is None:
+                return f"its cross-reference table is malformed at object {number}"
+            position = entry.end() + 2
+            offset = int(entry.group(1))
+            if entry.group(3) == b"n" and not (offset < len(data) and _OBJECT_HEADER.match(data, offset)):
+                return f"its cross-reference table is broken: object {number} is not at byte {offset:,}"
+    return None
