@@ -45,6 +45,7 @@ DEFAULT_PARSE_TIMEOUT = 120.0
 PARSE_MEMORY_LIMIT = 6 * 2**30
 _START_TIMEOUT_S = 300.0  # importing the parsers; only a broken installation takes this long
 _KEEP_IDLE = 1
+_MAX_FAILED_STARTS = 3  # in a row: a broken installation, not a passing accident
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "from ingest.worker import serve; serve(int(sys.argv[2]), json.loads(sys.argv[3]))"
@@ -195,6 +196,7 @@ class _Supervisor:
         self._processes = processes
         self._timeout = timeout
         self._children: list[_Child] = []
+        self._failed_starts = 0
 
     def run(self, outcomes: queue.Queue[Any], stop: threading.Event) -> None:
         def put(item: Any) -> None:
@@ -226,7 +228,11 @@ class _Supervisor:
         deadlines = [
             child.deadline if child.ready else child.started + _START_TIMEOUT_S for child in self._children
         ]
-        wait([child.connection for child in self._children], timeout=max(0.0, min(deadlines) - now))
+        first = min(deadlines)
+        wait(
+            [child.connection for child in self._children],
+            timeout=None if first == float("inf") else max(0.0, first - now),
+        )
         for index, child in enumerate(self._children):
             if child.connection.poll():
                 try:
@@ -236,6 +242,7 @@ class _Supervisor:
                     continue
                 if answer[0] == "ready":
                     child.ready = True
+                    self._failed_starts = 0
                     continue
                 job, child.job, child.deadline = child.job, None, float("inf")
                 assert job is not None
@@ -256,7 +263,9 @@ class _Supervisor:
         child = self._children[index]
         child.kill()
         if not child.ready:
-            raise RagkitError(f"a parsing process failed to start: {cause}")
+            self._failed_starts += 1
+            if self._failed_starts >= _MAX_FAILED_STARTS:
+                raise RagkitError(f"parsing processes fail to start ({self._failed_starts} tries): {cause}")
         self._children[index] = _Child()
         if child.job is not None:
             log.warning("%s: %s", child.job.path, cause)

@@ -253,11 +253,12 @@ def pdf_stream_bomb(inflated_bytes: int) -> bytes:
     return rebuilt[: rebuilt.index(b"xref\n")] + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
 
 
-def built_to_hurt() -> Iterator[tuple[str, bytes]]:
-    """(file name, content) of each hand-built hostile case, sized to run in seconds."""
+def built_to_hurt(line_megabytes: float = 0.05) -> Iterator[tuple[str, bytes]]:
+    """(file name, content) of each hand-built hostile case, sized to run in seconds (the line's text
+    is ingested, so embedded: on a CPU a 10 MB line takes an hour there)."""
     yield "zip-bomb.docx", zip_bomb(_docx(), "word/document.xml", 200 * 2**20)
     yield "zip-bomb.pptx", zip_bomb(_pptx(), "ppt/slides/slide1.xml", 200 * 2**20)
-    yield "enormous-line.txt", enormous_line(2)
+    yield "enormous-line.txt", enormous_line(line_megabytes)
     yield "deep.html", deep_html(50_000)
     yield "broken-xref.pdf", pdf_broken_xref()
     yield "cyclic.pdf", pdf_cyclic()
