@@ -23,6 +23,7 @@ from starlette.requests import Request
 FIELD = "file"
 MAX_NAME_CHARS = 200
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,16}")
+_EXTENDED_FILENAME = re.compile(rb"(?:^|;)\s*filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
 
 class UploadRejected(Exception):
@@ -99,14 +100,15 @@ async def receive_upload(request: Request, staging: Path, supported: frozenset[s
         raise
 
 
-def _filename(options: dict[bytes, bytes]) -> str | None:
-    """The part's file name: `filename`, else RFC 5987's `filename*=charset'lang'percent-encoded`."""
+def _filename(options: dict[bytes, bytes], disposition: bytes) -> str | None:
+    """The part's file name: `filename`, else RFC 5987's `filename*=charset'lang'percent-encoded`
+    (which python-multipart's header parser leaves out, so it is read from the raw header)."""
     if b"filename" in options:
         return options[b"filename"].decode("utf-8", "replace")
-    extended = options.get(b"filename*")
+    extended = _EXTENDED_FILENAME.search(disposition)
     if extended is None:
         return None
-    charset, _, rest = extended.decode("ascii", "replace").partition("'")
+    charset, _, rest = extended.group(1).decode("ascii", "replace").strip().strip('"').partition("'")
     _, _, encoded = rest.partition("'")
     try:
         return unquote(encoded, encoding=charset or "utf-8", errors="replace")
@@ -166,7 +168,7 @@ class _Receiver:
             raise UploadRejected(
                 400, f"unexpected form field {field!r}: send exactly one file, in a field named {FIELD!r}"
             )
-        filename = _filename(options)
+        filename = _filename(options, self._disposition)
         if filename is None:
             raise UploadRejected(
                 400,
