@@ -5,8 +5,9 @@
 Prints files tried, outcome counts (ingested, failed, skipped, and failures by cause), the slowest
 parses, and peak RSS: of the job's own process, of its largest parsing child, and of all of them
 together. The hand-built hostile cases (zip bombs, an enormous line, deep HTML, broken, cyclic and
-lying PDFs) are always included; `--full-size` builds them at the sizes measured in the issue (a
-1.5 GiB docx bomb, a 10 MB line). Not a test: it passes or fails nothing, it reports.
+lying PDFs) are always included; `--full-size` adds the issue's 1.5 GiB docx bomb and a PDF of 20,000
+pages. (The issue's 10 MB line is left out: parsed and sectioned in under a minute now, its 2.6 M
+tokens then take far longer to embed on a CPU.) Not a test: it passes or fails nothing, it reports.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="parsing processes")
     parser.add_argument("--parse-timeout", type=float, default=30.0)
-    parser.add_argument("--full-size", action="store_true", help="the issue's 1.5 GiB bomb and 10 MB line")
+    parser.add_argument("--full-size", action="store_true", help="add a 1.5 GiB docx bomb, a 20,000-page PDF")
     parser.add_argument("--keep", type=Path, help="write the files here instead of a temporary folder")
     args = parser.parse_args()
 
@@ -101,7 +102,6 @@ def main() -> None:
                     "full-zip-bomb.docx",
                     hostile.zip_bomb(hostile.SEEDS[".docx"](), "word/document.xml", 1536 * 2**20),
                 ),
-                ("full-enormous-line.txt", hostile.enormous_line(10)),
                 ("full-many-pages.pdf", hostile.pdf_many_pages(20_000)),
             ]
         paths = hostile.write(folder, hostile.mutated(args.count, args.seed))

@@ -45,6 +45,7 @@ DEFAULT_PARSE_TIMEOUT = 120.0
 PARSE_MEMORY_LIMIT = 6 * 2**30
 _START_TIMEOUT_S = 300.0  # importing the parsers; only a broken installation takes this long
 _KEEP_IDLE = 1
+_POLL_S = 0.5
 _MAX_FAILED_STARTS = 3  # in a row: a broken installation, not a passing accident
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
@@ -218,9 +219,16 @@ class _Supervisor:
             put(None)
 
     def _assign(self) -> None:
-        for child in self._children:
+        for index, child in enumerate(self._children):
             if child.ready and child.job is None and self._pending:
-                child.send(self._pending.pop(), self._counter, self._max_tokens, self._timeout)
+                job = self._pending.pop()
+                try:
+                    child.send(job, self._counter, self._max_tokens, self._timeout)
+                except OSError:  # it died while idle: the document goes to its replacement
+                    self._pending.append(job)
+                    child.job = None
+                    child.kill()
+                    self._children[index] = _Child()
 
     def _collect(self) -> Iterator[Prepared | tuple[Job, Exception]]:
         """Wait for the first answer or deadline; yield what finished and what was killed."""
@@ -228,10 +236,10 @@ class _Supervisor:
         deadlines = [
             child.deadline if child.ready else child.started + _START_TIMEOUT_S for child in self._children
         ]
-        first = min(deadlines)
+        # Bounded, so that a caller that stops consuming (an error, Ctrl-C) is noticed within a second.
         wait(
             [child.connection for child in self._children],
-            timeout=None if first == float("inf") else max(0.0, first - now),
+            timeout=min(max(0.0, min(deadlines) - now), _POLL_S),
         )
         for index, child in enumerate(self._children):
             if child.connection.poll():

@@ -13,6 +13,7 @@ overstays its time limit.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -39,6 +40,8 @@ def serve(fd: int, memory_limit: int | None) -> None:
     from ingest.isolation import limit_memory
 
     connection = Connection(fd)
+    # Ctrl-C reaches the whole process group; the parent decides what happens to this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(os.getppid())
     limit_memory(memory_limit)
     start_parsing_process()
