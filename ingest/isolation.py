@@ -31,7 +31,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
-from ragkit.errors import ParseError, RagkitError
+from ragkit.errors import InputError, ParseError, RagkitError
 
 if TYPE_CHECKING:  # the parsers themselves load only in the children
     from ingest.prepare import Job, Prepared
@@ -62,7 +62,7 @@ def prepare_isolated(
     by at most 2 × processes documents, so memory stays flat however slowly the caller consumes.
     """
     if timeout is not None and not timeout > 0:
-        raise ParseError(
+        raise InputError(
             f"parse_timeout={timeout} must be a positive number of seconds (or None for no limit)"
         )
     if not jobs:
