@@ -67,9 +67,9 @@ def prepare_isolated(
         )
     if not jobs:
         return
-    outcomes: queue.Queue[Prepared | tuple[Job, Exception] | BaseException | None] = queue.Queue(
-        maxsize=2 * max(processes, 1)
-    )
+    # Unbounded, so the supervisor never blocks on it and keeps enforcing deadlines while the caller
+    # is busy; it holds at most 2 × processes outcomes, because no document is sent out past that.
+    outcomes: queue.Queue[Prepared | tuple[Job, Exception] | BaseException | None] = queue.Queue()
     stop = threading.Event()
     supervisor = _Supervisor(jobs, counter, max_tokens, min(max(processes, 1), len(jobs)), timeout)
     thread = threading.Thread(
@@ -200,27 +200,26 @@ class _Supervisor:
         self._failed_starts = 0
 
     def run(self, outcomes: queue.Queue[Any], stop: threading.Event) -> None:
-        def put(item: Any) -> None:
-            while not stop.is_set():
-                with suppress(queue.Full):
-                    outcomes.put(item, timeout=0.1)
-                    return
-
         try:
             self._children = [_Idle.take() or _Child() for _ in range(self._processes)]
             while not stop.is_set() and (self._pending or any(child.job for child in self._children)):
-                self._assign()
+                self._assign(room=2 * self._processes - outcomes.qsize())
                 for outcome in self._collect():
-                    put(outcome)
+                    outcomes.put(outcome)
         except BaseException as exc:  # the caller re-raises it
-            put(exc if isinstance(exc, RagkitError) else RagkitError(f"parsing processes failed: {exc!r}"))
+            outcomes.put(
+                exc if isinstance(exc, RagkitError) else RagkitError(f"parsing processes failed: {exc!r}")
+            )
         finally:
             self._release(clean=not stop.is_set())
-            put(None)
+            outcomes.put(None)
 
-    def _assign(self) -> None:
+    def _assign(self, room: int) -> None:
+        """Send documents to idle children, while the caller has fewer than `room` outcomes waiting."""
+        busy = sum(child.job is not None for child in self._children)
         for index, child in enumerate(self._children):
-            if child.ready and child.job is None and self._pending:
+            if child.ready and child.job is None and self._pending and busy < room:
+                busy += 1
                 job = self._pending.pop()
                 try:
                     child.send(job, self._counter, self._max_tokens, self._timeout)
