@@ -14,22 +14,17 @@ preparing, embedding, writing, pruning, the report) live in their own modules, w
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from ingest import changes, points
-from ingest.prepare import Job, Prepared, prepare, prepare_or_error, report_error, reportable
+from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
+from ingest.prepare import Prepared, report_error
 from ingest.report import IngestReport, Progress
-from ingest.worker import start_parsing_process
-from ragkit.encoder import TokenCounter
 from ragkit.errors import StoreError
 from ragkit.store import CollectionOptions, Store
 
@@ -53,11 +48,14 @@ def run(
     report: Path | None = None,
     collection_options: CollectionOptions | None = None,
     build_index: bool = True,
+    parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
 ) -> IngestReport:
     """Bring `collection` in line with the files under `paths`; return (and optionally write) the report.
 
     `encoder` is an `Encoder` (or a stand-in with its attributes and `encode`). `workers` parsing
-    processes (default: chosen by job size and machine, see `_auto_workers`; 0 parses in this process);
+    processes (default: chosen by job size and machine, see `_auto_workers`; 0 and 1 both parse one
+    document at a time, in one child process); `parse_timeout` seconds per document (None: no limit),
+    after which its parsing process is killed and the document fails (see `ingest.isolation`);
     `metadata` is stored with every section; `prune` deletes documents under `paths` whose files are gone.
     `collection_options` shape a collection this job creates (and add declared indexes to an existing
     one). `build_index` indexes the new points after the last write, as one step whose duration is
@@ -80,8 +78,13 @@ def run(
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
             pending_tokens = 0
-            outcomes = _prepare_all(
-                planned.jobs, encoder.token_counter, planned.max_tokens, workers, encoder.device.type
+            processes = _auto_workers(len(planned.jobs), encoder.device.type) if workers is None else workers
+            outcomes = prepare_isolated(
+                planned.jobs,
+                encoder.token_counter,
+                planned.max_tokens,
+                processes=processes,
+                timeout=parse_timeout,
             )
             for outcome in outcomes:
                 if isinstance(outcome, Prepared):
@@ -105,63 +108,10 @@ def run(
     return result.finish(started, report)
 
 
-def _prepare_all(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int | None, device: str
-) -> Iterator[Prepared | tuple[Job, Exception]]:
-    """Yield each job's sections or error, with at most 2 × workers documents in flight.
-
-    If the worker pool breaks (a parser crashed its process, or spawn cannot re-import the caller's
-    script, as from stdin), the unfinished documents are parsed here instead: the job still completes.
-    """
-    workers = _auto_workers(len(jobs), device) if workers is None else workers
-    if workers == 0 or len(jobs) <= 1:
-        yield from _prepare_here(jobs, counter, max_tokens)
-        return
-    done: set[int] = set()
-    try:
-        yield from _prepare_in_pool(jobs, counter, max_tokens, workers, done)
-    except BrokenProcessPool as exc:
-        log.warning("parsing workers stopped (%s); parsing the remaining documents in this process", exc)
-        yield from _prepare_here([job for i, job in enumerate(jobs) if i not in done], counter, max_tokens)
-
-
-def _prepare_here(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int
-) -> Iterator[Prepared | tuple[Job, Exception]]:
-    for job in jobs:
-        yield prepare_or_error(job, counter, max_tokens)
-
-
-def _prepare_in_pool(
-    jobs: list[Job], counter: TokenCounter, max_tokens: int, workers: int, done: set[int]
-) -> Iterator[Prepared | tuple[Job, Exception]]:
-    # spawn, not fork: the parent holds torch's thread pools, which a forked child can deadlock on.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=start_parsing_process) as pool:
-        remaining = iter(enumerate(jobs))
-        in_flight: dict[Future[Prepared], int] = {}
-        while True:
-            while len(in_flight) < 2 * workers and (item := next(remaining, None)) is not None:
-                in_flight[pool.submit(prepare, item[1], counter, max_tokens)] = item[0]
-            if not in_flight:
-                return
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index = in_flight.pop(future)
-                try:
-                    outcome: Prepared | tuple[Job, Exception] = future.result()
-                except BrokenProcessPool:
-                    raise
-                except Exception as exc:
-                    outcome = jobs[index], reportable(exc)
-                done.add(index)
-                yield outcome
-
-
 def _auto_workers(documents: int, device: str) -> int:
-    """Parsing processes by default. None for small jobs, where starting them (each imports the parsers,
-    ~2 s here) costs more than it saves; none on a small CPU-only machine either, where the encoder already
-    keeps every core busy. Else up to 4 beside a GPU, fewer beside a CPU encoder."""
+    """Parsing processes by default. One for small jobs, where starting more (each imports the parsers,
+    ~2 s here) costs more than it saves; one on a small CPU-only machine too, where the encoder already
+    keeps every core busy. Else up to 4 beside a GPU, fewer beside a CPU encoder. (0 means one.)"""
     cpus = os.cpu_count() or 1
     if documents < SMALL_JOB_DOCUMENTS or (device == "cpu" and cpus <= 4):
         return 0

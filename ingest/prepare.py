@@ -1,6 +1,7 @@
 """The work of a parsing process: one file in, its sections (or its error) out.
 
-A parsing process of the one-machine pipeline and a Ray parsing task run the same `prepare_or_error`.
+Every document is prepared in a parsing child process (`ingest.isolation`, `ingest.worker`), for the
+one-machine pipeline and for a Ray parsing task alike.
 
 Kept apart from the pipeline so that worker processes import only parsing and tokenizing, not torch
 or the store client.
@@ -51,14 +52,6 @@ def prepare(job: Job, counter: TokenCounter, max_tokens: int) -> Prepared:
     document = parse(job.path)
     sections = build_sections(document, count_tokens=counter, max_tokens=max_tokens)
     return Prepared(job, document.title, sections)
-
-
-def prepare_or_error(job: Job, counter: TokenCounter, max_tokens: int) -> Prepared | tuple[Job, Exception]:
-    """`prepare`, with the document's error as a value: one bad document never stops the job."""
-    try:
-        return prepare(job, counter, max_tokens)
-    except Exception as exc:
-        return job, reportable(exc)
 
 
 def reportable(exc: Exception) -> Exception:

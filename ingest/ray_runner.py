@@ -2,7 +2,8 @@
 
 - Planning (discovery, change detection) and pruning run here, on the driver, against the collection,
   exactly as on one machine (`ingest.changes`): unchanged files are hashed, never parsed.
-- Parsing and sectioning run as Ray tasks (`prepare_or_error`), one CPU each.
+- Parsing and sectioning run as Ray tasks, one CPU each, each document in a child process under the
+  job's time limit (`ingest.isolation`, as on one machine).
 - Encoding runs in an actor pool: one actor per GPU (`num_gpus=1`), or CPU actors when the cluster has
   none. Each loads the encoder once, from an `EncoderSpec`, and `Encoder.encode` packs token-budget
   batches as on one machine.
@@ -37,7 +38,8 @@ import numpy as np
 import ingest
 import ragkit
 from ingest import changes, points
-from ingest.prepare import Prepared, prepare_or_error, report_error
+from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
+from ingest.prepare import Prepared, report_error
 from ingest.report import IngestReport
 from ragkit.encoder import EncoderSpec, TokenCounter
 from ragkit.errors import InputError, RagkitError, StoreLockedError
@@ -82,6 +84,7 @@ def run_on_ray(
     report: Path | None = None,
     collection_options: CollectionOptions | None = None,
     build_index: bool = True,
+    parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
 ) -> IngestReport:
     """`ingest.pipeline.run` on Ray: the same options, the same report, the same points.
 
@@ -112,7 +115,14 @@ def run_on_ray(
                 store.close()  # the writer actor owns the folder from here on
             with _connected(ray_module, where), _progress_bars(ray_module, progress):
                 for part in _stream(
-                    ray_module, planned, facts.token_counter, encoder, address, collection, workers
+                    ray_module,
+                    planned,
+                    facts.token_counter,
+                    encoder,
+                    address,
+                    collection,
+                    workers,
+                    parse_timeout,
                 ):
                     planned.report.add(part)
             if address.embedded:
@@ -178,6 +188,7 @@ def _stream(
     address: StoreAddress,
     collection: str,
     workers: int | None,
+    parse_timeout: float | None,
 ) -> Iterator[IngestReport]:
     """The partial reports of the written batches, as Ray Data streams the jobs through the stages."""
     jobs = planned.jobs
@@ -187,7 +198,7 @@ def _stream(
     )
     dataset = dataset.map_batches(
         _prepare_batch,
-        fn_kwargs={"counter": counter, "max_tokens": planned.max_tokens},
+        fn_kwargs={"counter": counter, "max_tokens": planned.max_tokens, "timeout": parse_timeout},
         compute=ray.data.TaskPoolStrategy(size=workers) if workers else None,
         num_cpus=1,
         # Reserved so that a node never runs more parses than its memory holds; being a resource the
@@ -248,10 +259,12 @@ def _pack(items: list[Any]) -> dict[str, np.ndarray]:
 
 
 def _prepare_batch(
-    batch: dict[str, np.ndarray], counter: TokenCounter, max_tokens: int
+    batch: dict[str, np.ndarray], counter: TokenCounter, max_tokens: int, timeout: float | None
 ) -> dict[str, np.ndarray]:
-    """A parsing task: jobs in, each job's `Prepared` or `(job, error)` out."""
-    return _pack([prepare_or_error(job, counter, max_tokens) for job in _unpack(batch)])
+    """A parsing task: jobs in, each job's `Prepared` or `(job, error)` out. Each document is parsed in a
+    child process under the job's time limit, as on one machine (`ingest.isolation`)."""
+    jobs = _unpack(batch)
+    return _pack(list(prepare_isolated(jobs, counter, max_tokens, processes=1, timeout=timeout)))
 
 
 class _EncodeStage:

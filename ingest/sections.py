@@ -13,11 +13,12 @@ over the limit are cut further, so `Section.tokens <= max_tokens` always holds.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from ingest.document import CODE, HEADING, TABLE, ParsedDocument
+from ragkit.encoder.batching import consecutive_groups
 from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
 from ragkit.sentences import SENTENCE_END
@@ -32,6 +33,12 @@ _WORD_GAP = re.compile(r"\s+")
 _PROSE_LADDER = (_SENTENCE_GAP, _WORD_GAP)
 # A sentence end inside a table cell or a code line is no seam; rows and lines are.
 _ROW_LADDER = (re.compile(_LINE_GAP), _WORD_GAP)
+# A cut's pieces are joined into runs of about budget / this many tokens before they are counted.
+_PIECES_PER_BUDGET = 16
+# Characters per tokenizer call, and per block counted whole: the tokenizer keeps per-character
+# alignments of what it holds, gigabytes for a 10 MB block or a whole document of small pieces at once.
+COUNT_BATCH_CHARS = 1 << 20
+_BLOCK_CHARS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class _Sectioner:
         *counts, self._specials = self._count([*(block.text for block in blocks), *crumbs, ""])
         for block, tokens in zip(blocks, counts[: len(blocks)], strict=True):
             block.node.own.append(
-                _Atom(block.text, BLOCK_SEPARATOR, tokens - self._specials, block.page, block.ladder)
+                _Atom(block.text, block.separator, tokens - self._specials, block.page, block.ladder)
             )
         for node, tokens in zip(nodes, counts[len(blocks) :], strict=True):
             self._crumb_tokens[node.breadcrumb] = tokens
@@ -259,7 +266,11 @@ class _Sectioner:
         return self._pack(draft.breadcrumb, draft.atoms, draft.body_tokens - (tokens - self._max))
 
     def _count(self, texts: list[str]) -> list[int]:
-        counts = list(self._count_tokens(texts))
+        counts = [
+            count
+            for group in consecutive_groups(texts, len, COUNT_BATCH_CHARS)
+            for count in self._count_tokens(group)
+        ]
         if len(counts) != len(texts):
             raise InputError(f"the token counter returned {len(counts)} counts for {len(texts)} texts")
         return counts
@@ -273,6 +284,7 @@ class _Block:
     text: str
     page: int | None
     ladder: tuple[re.Pattern[str], ...]
+    separator: str = BLOCK_SEPARATOR  # a part of a long block keeps the whitespace it was cut at
 
 
 def _nest(doc: ParsedDocument) -> tuple[_Node, list[_Node], list[_Block]]:
@@ -298,15 +310,29 @@ def _nest(doc: ParsedDocument) -> tuple[_Node, list[_Node], list[_Block]]:
             open_nodes.append(node)
             nodes.append(node)
         ladder = _ROW_LADDER if element.kind in (TABLE, CODE) else _PROSE_LADDER
-        blocks.append(_Block(open_nodes[-1], text, element.page, ladder))
+        for separator, piece in _pre_cut(text, ladder):
+            blocks.append(_Block(open_nodes[-1], piece, element.page, ladder, separator))
     return root, nodes, blocks
+
+
+def _pre_cut(text: str, ladder: tuple[re.Pattern[str], ...]) -> list[tuple[str, str]]:
+    """A block too long to count whole (far over any model's limit) as runs of up to `_BLOCK_CHARS`,
+    cut at its coarsest seam that divides it; packing puts back together whatever fits."""
+    if len(text) <= _BLOCK_CHARS:
+        return [(BLOCK_SEPARATOR, text)]
+    for seam in ladder:
+        pieces = _grouped(_split(text, seam), _BLOCK_CHARS)
+        if len(pieces) > 1:
+            return [(BLOCK_SEPARATOR, pieces[0][1]), *pieces[1:]]
+    return [(BLOCK_SEPARATOR, text)]
 
 
 def _cut(atom: _Atom, budget: int) -> tuple[list[tuple[str, str]], tuple[re.Pattern[str], ...]]:
     """The atom's (separator, text) pieces at its coarsest seam that divides it, and the seams left."""
     ladder = atom.ladder
     while ladder:
-        pieces, ladder = _split(atom.text, ladder[0]), ladder[1:]
+        run_chars = max(1, len(atom.text) * budget // (_PIECES_PER_BUDGET * max(atom.tokens, 1)))
+        pieces, ladder = _grouped(_split(atom.text, ladder[0]), run_chars), ladder[1:]
         if len(pieces) > 1:
             return [(atom.separator, pieces[0][1]), *pieces[1:]], ladder
     # One word over the limit: cut it into pieces sized by its own tokens-per-character density.
@@ -315,19 +341,35 @@ def _cut(atom: _Atom, budget: int) -> tuple[list[tuple[str, str]], tuple[re.Patt
     return [(atom.separator, chunks[0]), *(("", chunk) for chunk in chunks[1:])], ()
 
 
-def _split(text: str, seam: re.Pattern[str]) -> list[tuple[str, str]]:
+def _split(text: str, seam: re.Pattern[str]) -> Iterator[tuple[str, str]]:
     """(separator, piece) pairs that join back into `text` exactly; runs of seams make one separator."""
-    pieces: list[tuple[str, str]] = []
     separator, start = "", 0
     for match in seam.finditer(text):
         if match.start() > start:
-            pieces.append((separator, text[start : match.start()]))
+            yield separator, text[start : match.start()]
             separator = ""
         separator += match.group()
         start = match.end()
     if start < len(text):
-        pieces.append((separator, text[start:]))
-    return pieces
+        yield separator, text[start:]
+
+
+def _grouped(pieces: Iterable[tuple[str, str]], max_chars: int) -> list[tuple[str, str]]:
+    """Consecutive pieces joined into runs of up to `max_chars` (a piece longer stays alone).
+
+    Without this, a block with a million seams (one 10 MB line of words) became a million atoms, each
+    counted and packed: minutes and gigabytes. Runs of about 1/16 of the budget cost little packing.
+    """
+    runs: list[tuple[str, list[str]]] = []
+    size = 0
+    for separator, text in pieces:
+        if runs and size + len(separator) + len(text) <= max_chars:
+            runs[-1][1].extend((separator, text))
+            size += len(separator) + len(text)
+        else:
+            runs.append((separator, [text]))
+            size = len(text)
+    return [(separator, "".join(parts)) for separator, parts in runs]
 
 
 def _sum_bodies(node: _Node) -> int:

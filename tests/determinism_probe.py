@@ -37,12 +37,18 @@ def sections_of(paths: list[Path], counter: TokenCounter, workers: int) -> dict[
     # Imported here, not above: a spawned worker re-imports this module, and the pipeline's imports
     # would bring torch into it, which the pipeline's own workers never load.
     from ingest.discover import document_id
-    from ingest.pipeline import _prepare_all
-    from ingest.prepare import Job, Prepared
+    from ingest.isolation import prepare_isolated
+    from ingest.prepare import Job, Prepared, prepare
 
     jobs = [Job(path, document_id(path), "", None) for path in paths]
     digests = {}
-    for outcome in _prepare_all(jobs, counter, MAX_TOKENS, workers, "cpu"):
+    # workers=0: in this process; else the pipeline's own parsing processes.
+    outcomes = (
+        (prepare(job, counter, MAX_TOKENS) for job in jobs)
+        if workers == 0
+        else prepare_isolated(jobs, counter, MAX_TOKENS, processes=workers, timeout=None)
+    )
+    for outcome in outcomes:
         if not isinstance(outcome, Prepared):
             job, error = outcome
             raise SystemExit(f"{job.path}: {error}")

@@ -15,7 +15,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, Element, ParsedDocument
-from ingest.sections import Section, build_sections
+from ingest.sections import COUNT_BATCH_CHARS, Section, build_sections
 from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
 
@@ -445,10 +445,10 @@ def test_a_counter_whose_counts_do_not_add_up_still_never_sees_a_section_over_th
 
 
 def test_the_counter_is_called_in_batches_and_each_block_is_counted_once(count):
-    calls: list[int] = []
+    calls: list[list[str]] = []
 
     def recording(texts):
-        calls.append(len(texts))
+        calls.append(list(texts))
         return count(texts)
 
     doc = mixed_document(chapters=250)  # 3,000 blocks
@@ -457,7 +457,28 @@ def test_the_counter_is_called_in_batches_and_each_block_is_counted_once(count):
     blocks = len(doc.elements)
     breadcrumbs = 1 + sum(e.kind == HEADING for e in doc.elements)  # the title's, then one per heading
     special_tokens = 1  # counting "" tells how many tokens the model adds to every text
-    assert calls == [blocks + breadcrumbs + special_tokens, len(sections)]
+    assert sum(map(len, calls)) == blocks + breadcrumbs + special_tokens + len(sections)
+    # Batches are big (two phases, each as few calls as the character bound allows), and bounded in
+    # characters, so the tokenizer's memory is too.
+    assert len(calls) <= 2 + 2 * sum(len(text) for texts in calls for text in texts) // COUNT_BATCH_CHARS
+    assert all(sum(map(len, texts)) <= COUNT_BATCH_CHARS for texts in calls if len(texts) > 1)
+
+
+def test_a_block_of_millions_of_words_is_sectioned_with_few_counts(count):
+    """One 10 MB line without sentence ends once made two million atoms (minutes, gigabytes)."""
+    words = " ".join(f"word{i % 1000}" for i in range(300_000))
+    calls: list[int] = []
+
+    def recording(texts):
+        calls.append(len(texts))
+        return count(texts)
+
+    doc = document(heading(1, "Log"), para(words))
+    sections = build_sections(doc, count_tokens=recording, max_tokens=256)
+
+    assert_within(count, sections, 256)
+    assert_nothing_lost(doc, sections)
+    assert sum(calls) < 20 * len(sections)  # runs of words, not single words, are counted
 
 
 def test_a_breadcrumb_that_leaves_no_room_for_text_is_an_input_error(count):

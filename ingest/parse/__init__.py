@@ -38,6 +38,7 @@ from ingest.parse.formats import (
     read_table_file,
     read_text,
 )
+from ingest.parse.limits import broken_pdf_xref, check_pdf_streams, check_text_file, check_zip_package
 from ingest.parse.nlp import nlp_backend  # importing it installs the offline NLP into unstructured
 from ingest.parse.pdf import read_pdf
 from ragkit.errors import ParseError
@@ -53,12 +54,13 @@ class UnsupportedFormatError(ParseError):
 class _Format:
     name: str
     partition: Callable[[Path], Partition]
+    check: Callable[[Path], None]  # the size caps of ingest.parse.limits, before the parser opens the file
     paged: bool = False
 
 
-_TEXT = _Format("text", read_text)
-_MARKDOWN = _Format("Markdown", read_markdown)
-_HTML = _Format("HTML", read_html)
+_TEXT = _Format("text", read_text, check_text_file)
+_MARKDOWN = _Format("Markdown", read_markdown, check_text_file)
+_HTML = _Format("HTML", read_html, check_text_file)
 _FORMATS: dict[str, _Format] = {
     ".txt": _TEXT,
     ".text": _TEXT,
@@ -66,12 +68,12 @@ _FORMATS: dict[str, _Format] = {
     ".markdown": _MARKDOWN,
     ".html": _HTML,
     ".htm": _HTML,
-    ".pdf": _Format("PDF", read_pdf, paged=True),
-    ".docx": _Format("DOCX", read_docx),
-    ".pptx": _Format("PPTX", read_pptx, paged=True),
-    ".eml": _Format("email", read_email),
-    ".csv": _Format("CSV", read_table_file(partition_csv)),
-    ".tsv": _Format("TSV", read_table_file(partition_tsv)),
+    ".pdf": _Format("PDF", read_pdf, check_pdf_streams, paged=True),
+    ".docx": _Format("DOCX", read_docx, check_zip_package),
+    ".pptx": _Format("PPTX", read_pptx, check_zip_package, paged=True),
+    ".eml": _Format("email", read_email, check_text_file),
+    ".csv": _Format("CSV", read_table_file(partition_csv), check_text_file),
+    ".tsv": _Format("TSV", read_table_file(partition_tsv), check_text_file),
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_FORMATS)
 
@@ -95,6 +97,7 @@ def parse(path: Path) -> ParsedDocument:
             f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
         )
     try:
+        fmt.check(path)
         partition = fmt.partition(path)
     except ParseError:
         raise
@@ -106,7 +109,8 @@ def parse(path: Path) -> ParsedDocument:
         raise ParseError(f"{path}: cannot parse {fmt.name}: {type(exc).__name__}: {exc}") from exc
     elements = [element for raw in partition.elements if (element := _convert(raw, fmt.paged))]
     if not elements:
-        raise ParseError(f"{path}: no extractable text")
+        broken = broken_pdf_xref(path) if fmt.paged and path.suffix.lower() == ".pdf" else None
+        raise ParseError(f"{path}: no extractable text" + (f": {broken}" if broken else ""))
     return ParsedDocument(path=path, title=_title(path, partition.title, elements), elements=elements)
 
 

@@ -25,7 +25,9 @@ from unstructured.partition.md import partition_md
 from unstructured.partition.pptx import partition_pptx
 from unstructured.partition.text import partition_text
 
+from ingest.parse import nesting
 from ingest.parse.decode import check_is_text, decode, html_charset, refuse_nul_bytes
+from ragkit.errors import ParseError
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,15 @@ def read_html(path: Path) -> Partition:
     text = decode(path, data, html_charset(data))
     if not text.strip():
         return Partition([])
+    if nesting.too_deep(text):
+        logger.warning(
+            "%s: HTML nested over %d levels deep; deeper tags are left out, their text kept",
+            path,
+            nesting.MAX_DEPTH,
+        )
+        text = nesting.flatten(text)
+        if nesting.too_deep(text):
+            raise ParseError(f"{path}: HTML nested too deep for the parser (over 256 levels), even flattened")
     return Partition(partition_html(text=text, languages=NO_LANGUAGE_DETECTION), _html_title(text))
 
 

@@ -13,6 +13,8 @@ from ragkit.errors import RagkitError
 
 
 def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    from ingest.isolation import DEFAULT_PARSE_TIMEOUT  # light: the parsers load in child processes
+
     ingest = commands.add_parser("ingest", help="parse, section, embed and upsert documents")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     store_flags(ingest)
@@ -33,10 +35,29 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         help="run on Ray Data (needs ragkit[ray]): a local Ray, or the cluster at ADDRESS (auto, ray://HOST:PORT)",
     )
     ingest.add_argument(
+        "--parse-timeout",
+        type=_seconds,
+        default=DEFAULT_PARSE_TIMEOUT,
+        metavar="SECONDS",
+        help="time limit per document's parse; a parse over it is killed and the document fails "
+        f"(default {DEFAULT_PARSE_TIMEOUT:g}; 0: no limit)",
+    )
+    ingest.add_argument(
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored on every section"
     )
     collection_flags(ingest)
     ingest.set_defaults(run=_run)
+
+
+def _seconds(text: str) -> float | None:
+    """--parse-timeout: a positive number of seconds, or 0 for no limit."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return seconds or None
 
 
 def _metadata(pairs: Sequence[str]) -> dict[str, str]:
@@ -58,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
             workers=args.workers,
             ray=args.ray,
             metadata=_metadata(args.metadata),
+            parse_timeout=args.parse_timeout,
             progress=True,
             report=args.report,
             collection_options=collection_options(args),

@@ -21,7 +21,7 @@ class TokenCounter:
         self._tokenizer = tokenizer
 
     def __call__(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
+        return [len(encoding) for encoding in self._tokenizer.encode_batch(list(texts))]
 
     def __reduce__(self) -> tuple[Callable[[str], TokenCounter], tuple[str]]:
         return _counter_from_json, (self._tokenizer.to_str(),)

@@ -50,7 +50,23 @@ def status_of(exc: RagkitError) -> int:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"detail": _unreadable_body(exc) or exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def _unreadable_body(exc: HTTPException) -> str | None:
+    """FastAPI answers a JSON body it cannot decode for reasons other than syntax (bytes that are not
+    UTF-8, nesting deeper than the decoder recurses) with "There was an error parsing the body"; the
+    cause it chains says which."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"the request body is not valid JSON: it is not UTF-8 text ({cause.reason} at byte {cause.start})"
+        )
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON for this service: it is nested too deeply"
+    return None
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,7 +13,8 @@ from ragkit.retrieval import DEFAULT_MODE
 
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
-COLLECTION_PATTERN = r"^[A-Za-z0-9_.-]{1,255}$"
+# No leading dot: ".", ".." and hidden names are path tricks wherever a name becomes a folder.
+COLLECTION_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}$"
 
 
 class _Request(BaseModel):

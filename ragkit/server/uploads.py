@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from starlette.requests import Request
 FIELD = "file"
 MAX_NAME_CHARS = 200
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,16}")
+_EXTENDED_FILENAME = re.compile(rb"(?:^|;)\s*filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
 
 class UploadRejected(Exception):
@@ -43,10 +45,14 @@ class Upload:
 
 
 def display_name(raw: str) -> str:
-    """The last path component of a client's file name, without control characters or leading dots."""
+    """The last path component of a client's file name, without control characters or leading dots,
+    and at most MAX_NAME_CHARS long: a long name loses the end of its stem, never its suffix."""
     name = re.split(r"[/\\]", raw)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = name.strip().lstrip(".").strip()[:MAX_NAME_CHARS]
+    name = name.strip().lstrip(".").strip()
+    if len(name) > MAX_NAME_CHARS:
+        suffix = Path(name).suffix if _SUFFIX.fullmatch(Path(name).suffix.lower()) else ""
+        name = name[: MAX_NAME_CHARS - len(suffix)].rstrip() + suffix
     return name or "upload"
 
 
@@ -94,6 +100,22 @@ async def receive_upload(request: Request, staging: Path, supported: frozenset[s
         raise
 
 
+def _filename(options: dict[bytes, bytes], disposition: bytes) -> str | None:
+    """The part's file name: `filename`, else RFC 5987's `filename*=charset'lang'percent-encoded`
+    (which python-multipart's header parser leaves out, so it is read from the raw header)."""
+    if b"filename" in options:
+        return options[b"filename"].decode("utf-8", "replace")
+    extended = _EXTENDED_FILENAME.search(disposition)
+    if extended is None:
+        return None
+    charset, _, rest = extended.group(1).decode("ascii", "replace").strip().strip('"').partition("'")
+    _, _, encoded = rest.partition("'")
+    try:
+        return unquote(encoded, encoding=charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset
+        return unquote(encoded, errors="replace")
+
+
 class _Receiver:
     """Parser callbacks: headers are checked as soon as they are complete, data is queued for writing."""
 
@@ -111,6 +133,7 @@ class _Receiver:
         self._size = 0
         self._pending: list[bytes] = []
         self._done = False
+        self._ended = False
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -121,6 +144,7 @@ class _Receiver:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
 
     def _part_begin(self) -> None:
@@ -140,13 +164,20 @@ class _Receiver:
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
         field = options.get(b"name", b"").decode("utf-8", "replace")
-        if field != FIELD or b"filename" not in options:
+        if field != FIELD:
             raise UploadRejected(
                 400, f"unexpected form field {field!r}: send exactly one file, in a field named {FIELD!r}"
             )
+        filename = _filename(options, self._disposition)
+        if filename is None:
+            raise UploadRejected(
+                400,
+                f"the {FIELD!r} field has no file name, which gives the document's type: send it as a file "
+                "(curl -F file=@doc.pdf)",
+            )
         if self._path is not None:
             raise UploadRejected(400, "send one file per request; each upload becomes one ingestion job")
-        self._filename = display_name(options[b"filename"].decode("utf-8", "replace"))
+        self._filename = display_name(filename)
         self._suffix = file_suffix(self._filename, self._supported)
         self._path = self._staging / f"{uuid.uuid4().hex}.part"
         self._file = self._path.open("xb")
@@ -160,6 +191,9 @@ class _Receiver:
     def _part_end(self) -> None:
         self._in_file = False
 
+    def _end(self) -> None:
+        self._ended = True
+
     async def flush(self) -> None:
         if self._pending and self._file is not None:
             pending, self._pending = self._pending, []
@@ -169,6 +203,11 @@ class _Receiver:
         if self._file is None or self._path is None:
             raise UploadRejected(400, f"no file in the upload: send it in a multipart field named {FIELD!r}")
         self._file.close()
+        if not self._ended:
+            self.discard()
+            raise UploadRejected(
+                400, "the multipart body ended before its closing boundary: the upload is incomplete"
+            )
         if self._size == 0:
             self.discard()
             raise UploadRejected(400, f"{self._filename!r} is empty")
