@@ -9,9 +9,11 @@ the clustered synthetic set of bench/store.py. Each collection is one segment, i
 through its graph whatever its size (`every_segment_indexed`); at these sizes Edge would otherwise scan
 exactly and every setting would score 1.0.
 
-The pick is the cheapest setting that reaches the target recall on every set: the least search work
-(m x hnsw_ef, the distances one query computes grow with both), then the least build work
-(m x ef_construct). Graphs get harder to search as they grow, so bench/store.py re-measures the pick at
+The pick is the cheapest setting that reaches the target recall on every set: the least build time
+(summed over the sets), then the least hnsw_ef. Build time comes first because it is what differs: every
+setting searches these sets in well under a millisecond, while a build takes minutes on a small CPU and
+blocks searches while it runs. The target is 0.995, not ragkit's 0.98, because a graph loses recall as
+it grows and ragkit's collections are larger than the sweep's; bench/store.py re-measures the pick at
 100,000 points.
 
     python -m bench.hnsw                     # 13,000 real paragraphs + 15,000 synthetic points
@@ -33,7 +35,7 @@ from bench import vectors
 
 DEFAULT_GRID = ["8:128", "16:64", "16:128", "16:200"]
 DEFAULT_EF = [16, 32, 64, 128]
-TARGET = 0.98
+TARGET = 0.995  # at the sweep's sizes; ragkit's requirement is 0.98 at 100,000 points and more
 TOP_K = 10
 
 
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--grid", nargs="+", default=DEFAULT_GRID, help="m:ef_construct settings")
     parser.add_argument("--ef", type=int, nargs="+", default=DEFAULT_EF, help="hnsw_ef values")
+    parser.add_argument("--target", type=float, default=TARGET, help="recall@10 every set must reach")
     parser.add_argument("--corpus", type=Path, default=vectors.POSTGRES_DOCS)
     args = parser.parse_args()
 
@@ -139,7 +142,7 @@ def main() -> None:
             print(f"  m={m} ef_construct={ef_construct}: measured", flush=True)
 
     names = [("real" if "PostgreSQL" in d.name else "synthetic") for d in sets]
-    header = "".join(f"{n + ' recall':>16}{n + ' p50 ms':>16}{n + ' build s':>16}" for n in names)
+    header = "".join(f"{n + ' recall':>18}{n + ' p50 ms':>18}{n + ' build s':>18}" for n in names)
     print(f"\n{'m':>4}{'ef_constr':>10}{'hnsw_ef':>9}{header}")
     passing = []
     for (m, ef_construct), per_set in results.items():
@@ -149,15 +152,15 @@ def main() -> None:
                 for built, measured in per_set
             )
             print(f"{m:>4}{ef_construct:>10}{ef:>9}{cells}")
-            if all(measured[ef][0] >= TARGET for _, measured in per_set):
-                passing.append((m * ef, m * ef_construct, m, ef_construct, ef))
+            if all(measured[ef][0] >= args.target for _, measured in per_set):
+                passing.append((sum(built for built, _ in per_set), ef, m, ef_construct))
     if not passing:
-        print(f"\nno setting reaches recall@10 >= {TARGET} on every set")
+        print(f"\nno setting reaches recall@10 >= {args.target} on every set")
         return
-    _, _, m, ef_construct, ef = min(passing)
+    _, ef, m, ef_construct = min(passing)
     print(
-        f"\ncheapest setting with recall@10 >= {TARGET} on every set (least m x hnsw_ef, then m x ef_construct): "
-        f"m={m} ef_construct={ef_construct} hnsw_ef={ef}"
+        f"\ncheapest setting with recall@10 >= {args.target} on every set (least build time, then least "
+        f"hnsw_ef): m={m} ef_construct={ef_construct} hnsw_ef={ef}"
     )
 
 

@@ -311,7 +311,7 @@ def rows(
 def report(n: int, results: dict[str, dict[str, Any]], queries: int) -> dict[str, float]:
     engines = list(results)
     width = 24
-    print(f"\n== {n:,} points, {queries} queries per search ==")
+    print(f"\n== {n:,} points, {queries} queries per search (n= where fewer fit the time budget) ==")
     print(f"{'':<34}" + "".join(f"{ENGINES[e]:>{width}}" for e in engines) + f"{'Edge vs local':>15}")
     for label, values, ratio in rows(results, n, queries):
         print(f"{label:<34}" + "".join(f"{values[e]:>{width}}" for e in engines) + f"{ratio:>15}")
@@ -359,6 +359,7 @@ def main() -> None:
         f"full_scan_threshold={FULL_SCAN_THRESHOLD_KB:,} KB; top_k {TOP_K}; {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
+    print("'Edge vs local': how many times Edge is better (more points/s; fewer ms, MiB)")
     checks = []
     context = multiprocessing.get_context("spawn")
     for n in args.sizes:
