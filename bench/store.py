@@ -5,7 +5,7 @@ Prints figures side by side with ratios; asserts nothing about time (the machine
 and noisy). Both engines get the same clustered synthetic sections (bench/vectors.py: 384-d unit vectors
 around a few hundred topics, texts drawn from each topic's words, ragkit-shaped payloads) and do the same
 work: each point is stored with its dense vector and its BM25 sparse vector (IDF applied by the engine),
-computed from its text by the same code; hybrid search fuses both with RRF (k=60) in the engine.
+computed from its text by the same code; hybrid search fuses both with ragkit's RRF in the engine.
 Each engine runs in its own process, so that peak memory is its own.
 
 Measured: upsert points/s; index build seconds (Edge's `optimize`; local mode has no index, it scans);
@@ -150,7 +150,7 @@ class LocalRunner:
     def search(
         self, vector: np.ndarray, text: str, mode: str, filters: dict | None, exact: bool
     ) -> list[str]:
-        from ragkit.store import Bm25Settings, bm25
+        from ragkit.store import Bm25Settings, bm25, schema
 
         m = self.models
         condition = (
@@ -166,14 +166,14 @@ class LocalRunner:
         else:
             sparse = bm25.query_vector(Bm25Settings(), text)
             sparse_query = m.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
-            candidates = max(4 * TOP_K, 40)  # ragkit's HYBRID_CANDIDATES and HYBRID_MIN_CANDIDATES
+            candidates = max(schema.HYBRID_CANDIDATES * TOP_K, schema.HYBRID_MIN_CANDIDATES)
             response = self.client.query_points(
                 COLLECTION,
                 prefetch=[
                     m.Prefetch(query=dense, using="dense", limit=candidates, filter=condition),
                     m.Prefetch(query=sparse_query, using="bm25", limit=candidates, filter=condition),
                 ],
-                query=m.RrfQuery(rrf=m.Rrf(k=60)),
+                query=m.RrfQuery(rrf=m.Rrf(k=schema.RRF_K)),
                 limit=TOP_K,
                 with_payload=True,
             )
