@@ -321,8 +321,12 @@ def _config(schema: Schema) -> edge.EdgeConfig:
     )
     return edge.EdgeConfig(
         vectors={
+            # Quantized: the int8 copy in RAM, the float32 originals on disk for rescoring (bench.sizing).
             names.DENSE: edge.EdgeVectorParams(
-                size=schema.dim, distance=edge.Distance.Cosine, quantization_config=quantization
+                size=schema.dim,
+                distance=edge.Distance.Cosine,
+                quantization_config=quantization,
+                on_disk=True if quantization is not None else None,
             )
         },
         sparse_vectors={names.SPARSE: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},

@@ -87,8 +87,12 @@ class ServerEngine(Engine):
         self._client.create_collection(
             name,
             vectors_config={
+                # Quantized: the int8 copy in RAM, the float32 originals on disk for rescoring.
                 names.DENSE: models.VectorParams(
-                    size=schema.dim, distance=models.Distance.COSINE, quantization_config=quantization
+                    size=schema.dim,
+                    distance=models.Distance.COSINE,
+                    quantization_config=quantization,
+                    on_disk=True if quantization is not None else None,
                 )
             },
             sparse_vectors_config={names.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
