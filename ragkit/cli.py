@@ -42,7 +42,8 @@ def collection_flags(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FIELD[:TYPE]",
-        help="payload index for filtered search (TYPE keyword, integer or float; default keyword); "
+        help="payload index for filtered search (TYPE keyword, integer, float, or tenant: a keyword index "
+        "marked is_tenant; default keyword); "
         "doc_id and source are always indexed; repeatable, also added to an existing collection",
     )
     group.add_argument(

@@ -211,3 +211,17 @@ def test_an_int8_quantized_collection_searches_with_rescoring(engine: str, tmp_p
 def test_an_embedded_cluster_option_is_refused_with_the_reason(tmp_path: Path):
     with Store.open(path=tmp_path) as store, pytest.raises(Exception, match="settings of a Qdrant cluster"):
         store.ensure_collection("docs", dim=8, model="m", options=CollectionOptions(shards=3))
+
+
+def test_a_tenant_index_is_a_keyword_index_marked_is_tenant(tmp_path: Path):
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection(
+            "docs", dim=8, model="m", options=CollectionOptions(indexes={"tenant": "tenant"})
+        )
+        tenants = [
+            Point(p.id, p.vector, p.payload | {"tenant": f"t{i % 3}"}) for i, p in enumerate(points(TEXTS))
+        ]
+        store.upsert("docs", tenants)
+        index = store._engine._shard("docs").info().payload_schema["tenant"]
+        assert index.params.is_tenant is True
+        assert store.count("docs", {"tenant": "t1"}) == 3

@@ -57,6 +57,7 @@ _INDEX_TYPES = {
     "keyword": edge.PayloadSchemaType.Keyword,
     "integer": edge.PayloadSchemaType.Integer,
     "float": edge.PayloadSchemaType.Float,
+    "tenant": edge.KeywordIndexParams(is_tenant=True),
 }
 
 

@@ -19,7 +19,8 @@ DENSE = "dense"
 SPARSE = "bm25"
 # Keyword-indexed on every collection: ingestion's change detection and deletes filter on them.
 BUILTIN_INDEXES = {"doc_id": "keyword", "source": "keyword"}
-INDEX_KINDS = ("keyword", "integer", "float")
+# "tenant": a keyword index marked is_tenant, so Qdrant stores each tenant's points together.
+INDEX_KINDS = ("keyword", "integer", "float", "tenant")
 QUANTIZATIONS = ("int8",)
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
