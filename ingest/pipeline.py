@@ -119,7 +119,9 @@ def run(
     result.tokens_embedded = encoder.stats.tokens - tokens_before
     if prune:
         _prune(store, collection, states, {document_id(p) for p in found.files}, paths, result)
-    if build_index and (result.sections_embedded or result.sections_deleted):
+    # Even when nothing changed: a job killed while indexing left its points written but not indexed,
+    # and the engine's build returns at once when there is nothing to do.
+    if build_index:
         result.index_seconds = round(store.build_index(collection), 3)
     result.seconds = round(time.perf_counter() - started, 3)
     log.info(result.summary())
@@ -319,6 +321,23 @@ class _Writer:
                     self.sections_deleted += len(stale)
             except BaseException as exc:  # reported by the producer thread
                 self._error = exc
+                self._remove(item)
+
+    def _remove(self, item: list[tuple[Prepared, list[Point]]]) -> None:
+        """Delete the documents of a group whose write failed part way, so none stays half-written.
+
+        The process lives on after a refused write (a full disk), unlike after a kill, so it can leave
+        each document complete or absent rather than for the next run to redo; that run writes them again.
+        """
+        doc_ids = sorted({prepared.job.doc_id for prepared, _ in item})
+        try:
+            self._store.delete_where(self._collection, {"doc_id": doc_ids})
+        except Exception as exc:
+            log.warning(
+                "could not remove the partly written documents %s (%s); the next run redoes them",
+                doc_ids,
+                exc,
+            )
 
 
 def _prune(
