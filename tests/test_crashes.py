@@ -31,6 +31,7 @@ from tests.serving import ADMIN_KEY, running
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 CLI = [sys.executable, "-m", "ragkit.cli"]
 SEED = 20261201
+MAX_TOKENS = 256  # sections as the packaged MiniLM cuts them, whichever model embeds them
 
 
 def write_corpus(folder: Path, documents: int, parts: int, version: int = 1) -> Path:
@@ -71,9 +72,15 @@ def documents(store: Path, collection: str = "docs") -> dict[str, tuple[int, set
     return found
 
 
-def ingest(store: Path, corpus: Path) -> IngestReport:
-    with ragkit.open("docs", store=store, model="minilm", device="cpu") as kit:
-        return kit.ingest([corpus], workers=0)
+def ingest(store: Path, corpus: Path, model: Path) -> IngestReport:
+    with ragkit.open("docs", store=store, model=str(model), device="cpu") as kit:
+        return kit.ingest([corpus], workers=0, max_tokens=MAX_TOKENS)
+
+
+def ingest_command(store: Path, corpus: Path, model: Path) -> list[str]:
+    """The same job as `ingest`, as a `ragkit -v ingest` process (the store logs each batch it writes)."""
+    return [*CLI, "-v", "ingest", str(corpus), "--collection", "docs", "--store", str(store), "--model",
+            str(model), "--device", "cpu", "--workers", "0", "--max-tokens", str(MAX_TOKENS)]  # fmt: skip
 
 
 # --- ragkit serve ------------------------------------------------------------------------------------
@@ -113,7 +120,7 @@ class ServeProcess:
         while True:
             assert self.process.poll() is None, "ragkit serve exited while starting"
             try:
-                if httpx.get(f"{self.base}/readyz").status_code == 200:
+                if httpx.get(f"{self.base}/readyz", timeout=60).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -138,13 +145,15 @@ def serve_process(store: Path, work: Path) -> Iterator[ServeProcess]:
 
 def upload(base: str, path: Path) -> str:
     with path.open("rb") as file:
-        response = httpx.post(f"{base}/v1/ingest", files={"file": (path.name, file)}, headers=ADMIN)
+        response = httpx.post(
+            f"{base}/v1/ingest", files={"file": (path.name, file)}, headers=ADMIN, timeout=120
+        )
     assert response.status_code == 202, response.text
     return response.json()["id"]
 
 
 def job_status(base: str, job_id: str) -> dict:
-    return httpx.get(f"{base}/v1/jobs/{job_id}", headers=ADMIN).json()
+    return httpx.get(f"{base}/v1/jobs/{job_id}", headers=ADMIN, timeout=60).json()
 
 
 def finished(base: str, job_id: str) -> dict:
@@ -199,16 +208,12 @@ def test_serve_killed_mid_ingestion_restarts_clean_and_a_reupload_converges(tmp_
 # --- ragkit ingest -----------------------------------------------------------------------------------
 
 
-def kill_ingest(store: Path, corpus: Path, moment: tuple[str, int], delay: float) -> str:
+def kill_ingest(store: Path, corpus: Path, model: Path, moment: tuple[str, int], delay: float) -> str:
     """Run `ragkit -v ingest` and SIGKILL it `delay` seconds after its `moment`-th log line of a kind:
     ("batch", n) after the n-th batch written, ("index", 1) once the index build began. Returns the log."""
     job = subprocess.Popen(
-        [*CLI, "-v", "ingest", str(corpus), "--collection", "docs", "--store", str(store),
-         "--model", "minilm", "--device", "cpu", "--workers", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+        ingest_command(store, corpus, model), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     assert job.stderr is not None
     marker = {"batch": "upserted a batch", "index": "building the index"}[moment[0]]
     seen = 0
@@ -226,15 +231,15 @@ def kill_ingest(store: Path, corpus: Path, moment: tuple[str, int], delay: float
     return "".join(log)
 
 
-def test_ingest_killed_at_seeded_moments_then_rerun_equals_a_clean_run(tmp_path):
-    # 40 documents of 15 sections, all changed since the last run: 600 new points in three batches,
+def test_ingest_killed_at_seeded_moments_then_rerun_equals_a_clean_run(tmp_path, tiny_gte_dir):
+    # A tiny gte checkpoint embeds, so that the job's time goes to what is killed. 40 documents of 15 sections, all changed since the last run: 600 new points in three batches,
     # 600 stale ones deleted, then an index build that has real work (vacuuming the deleted points).
     before = tmp_path / "before"
-    ingest(before, write_corpus(tmp_path / "corpus", documents=40, parts=15, version=1))
+    ingest(before, write_corpus(tmp_path / "corpus", documents=40, parts=15, version=1), tiny_gte_dir)
     corpus = write_corpus(tmp_path / "corpus", documents=40, parts=15, version=2)
     clean_store = tmp_path / "clean"
     shutil.copytree(before, clean_store)
-    assert ingest(clean_store, corpus).index_seconds > 0
+    assert ingest(clean_store, corpus, tiny_gte_dir).index_seconds > 0
     clean = points(clean_store)
 
     rng = random.Random(SEED)
@@ -244,13 +249,13 @@ def test_ingest_killed_at_seeded_moments_then_rerun_equals_a_clean_run(tmp_path)
     for attempt, moment in enumerate(moments):
         store = tmp_path / f"killed-{attempt}"
         shutil.copytree(before, store)
-        log = kill_ingest(store, corpus, moment, delay=rng.uniform(0, 0.05))
+        log = kill_ingest(store, corpus, tiny_gte_dir, moment, delay=rng.uniform(0, 0.05))
         if moment[0] == "index":
             assert "(index build" not in log, "the kill should land inside the index build"
         killed = points(store)  # the store opens after the kill
         assert killed != clean or moment[0] != "batch", f"the kill at {moment} should land mid-run"
 
-        report = ingest(store, corpus)
+        report = ingest(store, corpus, tiny_gte_dir)
         assert report.ok and points(store) == clean, moment
 
 
@@ -282,11 +287,11 @@ def fill(disk: Path, leave_bytes: int) -> Path:
     return filler
 
 
-def test_a_full_disk_ends_the_job_with_a_clear_error_and_no_half_written_document(tmp_path):
+def test_a_full_disk_ends_the_job_with_a_clear_error_and_no_half_written_document(tmp_path, tiny_gte_dir):
     corpus = tmp_path / "corpus"
     write_corpus(corpus / "a", documents=5, parts=10)
     write_corpus(corpus / "b", documents=20, parts=15)  # 300 sections: two batches
-    ingest(tmp_path / "clean", corpus)
+    ingest(tmp_path / "clean", corpus, tiny_gte_dir)
     clean = points(tmp_path / "clean")
 
     # Edge's sparse memory-mapped files (WAL segments, vector chunks, payload indexes) may fill ~170 MiB
@@ -294,15 +299,14 @@ def test_a_full_disk_ends_the_job_with_a_clear_error_and_no_half_written_documen
     # and twice its segments for an index build.
     with tmpfs(tmp_path / "disk", size_mb=512) as disk:
         store = disk / "store"
-        assert ingest(store, corpus / "a").ok
+        assert ingest(store, corpus / "a", tiny_gte_dir).ok
         filler = fill(disk, edge.space_needed(store) + 2 * 2**20)  # room for the first batch of b
         job = subprocess.Popen(
-            [*CLI, "-v", "ingest", str(corpus), "--collection", "docs", "--store", str(store),
-             "--model", "minilm", "--device", "cpu", "--workers", "0"],
+            ingest_command(store, corpus, tiny_gte_dir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         assert job.stderr is not None
         log = []
         for line in job.stderr:
@@ -323,6 +327,6 @@ def test_a_full_disk_ends_the_job_with_a_clear_error_and_no_half_written_documen
             assert count == section_count and len(hashes) == 1, f"{doc_id} is half-written"
 
         filler.unlink()
-        report = ingest(store, corpus)
+        report = ingest(store, corpus, tiny_gte_dir)
         assert report.ok and report.documents_unchanged == 5 and report.documents_ingested == 20
         assert points(store) == clean

@@ -21,8 +21,8 @@ Disk space: Edge keeps its WAL, vectors and payload indexes in memory-mapped fil
 sparse (a 32 MiB WAL segment, a 32 MiB vector chunk) and fills later, some when a shard is loaded. On a
 full disk, filling them does not fail with an error: the kernel kills the process (SIGBUS). So before a
 shard is loaded and before every write that adds data, the free space of the folder's file system must
-cover what its sparse files may still fill, what the write adds, and FREE_SPACE_RESERVE for the files
-that writes create; otherwise the call fails with "no space left on device". Deletions are not
+cover what its sparse files may still fill, and for a write also what it adds and FREE_SPACE_RESERVE
+for the files that writes create; otherwise the call fails with "no space left on device". Deletions are not
 checked, so that a job can remove what it wrote part way.
 """
 
@@ -254,10 +254,10 @@ class EdgeEngine(Engine):
                 self._shards.clear()
                 self._lock_file.release()
 
-    def _ensure_space(self, what: str, needed: int) -> None:
+    def _ensure_space(self, what: str, needed: int, reserve: int = FREE_SPACE_RESERVE) -> None:
         """Refuse a step that could fill the disk, which under memory maps would kill the process."""
         free = shutil.disk_usage(self._folder).free
-        required = space_needed(self._folder) + needed
+        required = _disk_bytes(self._folder)[1] + needed + reserve
         if free >= required:
             return
         raise StoreError(
@@ -277,7 +277,9 @@ class EdgeEngine(Engine):
                 shard = self._shards.get(name)
                 if shard is None:
                     self.schema(name)  # a folder without its schema is not a collection
-                    self._ensure_space(f"load collection {name!r}", 0)  # loading fills sparse files
+                    # Loading fills sparse files but creates none, so it needs no reserve: a store that
+                    # refused a write for want of space still opens.
+                    self._ensure_space(f"load collection {name!r}", 0, reserve=0)
                     shard = edge.EdgeShard.load(str(self._dir(name) / SHARD))
                     self._shards[name] = shard
         return shard
