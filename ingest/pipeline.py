@@ -60,7 +60,7 @@ def run(
     in this process); `metadata` is stored with every section; `prune` deletes documents under `paths`
     whose files are gone. `collection_options` shape a collection this job creates (and add declared
     indexes to an existing one). `build_index` indexes the new points after the last write, as one step
-    whose duration is reported; the HTTP service turns it off, because on an embedded store it would
+    whose duration is reported (also when nothing changed, which finishes a build that a kill cut short); the HTTP service turns it off, because on an embedded store it would
     block searches for as long as it runs.
     """
     started = time.perf_counter()
