@@ -166,8 +166,8 @@ def finished(base: str, job_id: str) -> dict:
 
 def test_serve_killed_mid_ingestion_restarts_clean_and_a_reupload_converges(tmp_path):
     work = tmp_path / "work"
-    document = tmp_path / "manual.md"  # 700 sections: seconds of embedding, three batches written
-    write_corpus(tmp_path / "parts", documents=1, parts=700)
+    document = tmp_path / "manual.md"  # 520 sections: seconds of embedding, batches of 256, 256 and 8
+    write_corpus(tmp_path / "parts", documents=1, parts=520)
     shutil.move(tmp_path / "parts" / "doc00.md", document)
 
     # The clean result: one upload into a fresh store, through the same work folder (the stored path).
@@ -182,7 +182,7 @@ def test_serve_killed_mid_ingestion_restarts_clean_and_a_reupload_converges(tmp_
     with running(create_app(config)) as base:
         assert finished(base, upload(base, document))["status"] == "succeeded"
     clean = points(tmp_path / "clean")
-    assert len(clean) == 700
+    assert len(clean) == 520
 
     store = tmp_path / "killed"
     with serve_process(store, work) as server:
