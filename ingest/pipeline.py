@@ -180,3 +180,4 @@ class _Writer:
                 self.sections_deleted += points.write(self._store, self._collection, item)
             except BaseException as exc:  # reported by the producer thread
                 self._error = exc
+                points.remove(self._store, self._collection, item)

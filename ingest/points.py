@@ -8,6 +8,7 @@ leaves the document with two hashes, which the next run sees as incomplete and r
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from ingest.prepare import Prepared
 from ingest.sections import Section
 from ragkit.store import Point, Store, point_id, section_payload
+
+log = logging.getLogger("ragkit.ingest")
 
 Written = tuple[Prepared, list[Point]]
 
@@ -77,3 +80,18 @@ def write(store: Store, collection: str, documents: list[Written]) -> int:
     if stale:
         store.delete_points(collection, stale)
     return len(stale)
+
+
+def remove(store: Store, collection: str, documents: list[Written]) -> None:
+    """Delete the documents of a group whose write failed part way, so none stays half-written.
+
+    The process lives on after a refused write (a full disk), unlike after a kill, so it can leave each
+    document complete or absent rather than for the next run to redo; that run writes them again.
+    """
+    doc_ids = sorted({prepared.job.doc_id for prepared, _ in documents})
+    try:
+        store.delete_where(collection, {"doc_id": doc_ids})
+    except Exception as exc:
+        log.warning(
+            "could not remove the partly written documents %s (%s); the next run redoes them", doc_ids, exc
+        )

@@ -73,8 +73,11 @@ class Jobs:
         self._documents = work_dir / "documents"
         for folder in (self.staging, self._documents):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for leftover in self.staging.iterdir():  # from a server that stopped mid-upload or mid-queue
-            leftover.unlink()
+        # From a server that stopped mid-upload, mid-queue or mid-ingestion: the collection, not these
+        # files, says what was ingested; a document killed mid-ingestion converges when uploaded again.
+        for folder in (self.staging, self._documents):
+            for leftover in folder.iterdir():
+                leftover.unlink()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragkit-ingest")

@@ -16,10 +16,19 @@ Threads: searches run without a Python lock (Edge releases the GIL, and a shard 
 writes and index builds are serialised. `build_index` (Edge's `optimize`) blocks searches of its shard
 while it runs, so only jobs call it, after their last write; until then new points sit in segments that
 are searched exactly.
+
+Disk space: Edge keeps its WAL, vectors and payload indexes in memory-mapped files that it creates
+sparse (a 32 MiB WAL segment, a 32 MiB vector chunk) and fills later, some when a shard is loaded. On a
+full disk, filling them does not fail with an error: the kernel kills the process (SIGBUS). So before a
+shard is loaded and before every write that adds data, the free space of the folder's file system must
+cover what its sparse files may still fill, and for a write also what it adds and FREE_SPACE_RESERVE
+for the files that writes create; otherwise the call fails with "no space left on device". Deletions are not
+checked, so that a job can remove what it wrote part way.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -52,6 +61,14 @@ SHARD = "shard"
 WAL_RELEASE_WAIT_S = 30.0
 # Qdrant's default: segments under this many KB of vectors are searched exactly, not through HNSW.
 FULL_SCAN_THRESHOLD_KB = 10_000
+# Free space kept for files that writes create (a new WAL segment or vector chunk, 32 MiB each, and
+# payload index pages), and what a write is estimated to add: its points' bytes twice (WAL record +
+# segment), an index build twice what the segments fill (the new segment and its graph, before the old
+# one is removed: 2x measured on 8000 points). Measured with qdrant-edge-py 0.9 on tmpfs.
+FREE_SPACE_RESERVE = 64 * 2**20
+UPSERT_SPACE_FACTOR = 2
+NEW_COLLECTION_BYTES = 8 * 2**20  # an empty shard fills 5.2 MiB of its files
+INDEX_SPACE_FACTOR = 2
 
 _INDEX_TYPES = {
     "keyword": edge.PayloadSchemaType.Keyword,
@@ -95,6 +112,7 @@ class EdgeEngine(Engine):
         with self._write:
             if self.exists(name):
                 return
+            self._ensure_space(f"create collection {name!r}", NEW_COLLECTION_BYTES)
             folder = self._dir(name)
             shutil.rmtree(folder, ignore_errors=True)  # the leftovers of a create that crashed
             folder.mkdir(parents=True)
@@ -121,6 +139,7 @@ class EdgeEngine(Engine):
             current = self.schema(name)
             if current.indexes.get(field) == kind:
                 return
+            self._ensure_space(f"index field {field!r} of {name!r}", _disk_bytes(self._dir(name) / SHARD)[0])
             self._shard(name).update(edge.UpdateOperation.create_field_index(field, _INDEX_TYPES[kind]))
             updated = Schema(
                 model=current.model,
@@ -139,7 +158,9 @@ class EdgeEngine(Engine):
                 for p in points
             ]
         )
+        needed = UPSERT_SPACE_FACTOR * sum(_point_bytes(p) for p in points)
         with self._write:
+            self._ensure_space(f"write {len(points)} points into {name!r}", needed)
             self._shard(name).update(operation)
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
@@ -215,13 +236,18 @@ class EdgeEngine(Engine):
 
     def build_index(self, name: str) -> bool:
         with self._write:
+            segments, _ = _disk_bytes(self._dir(name) / SHARD / "segments")
+            self._ensure_space(f"build the index of {name!r}", INDEX_SPACE_FACTOR * segments)
             shard = self._shard(name)
             changed = shard.optimize()
             shard.flush()
             return changed
 
     def describe(self, exc: BaseException) -> str:
-        return f"{type(exc).__name__}: {exc}".replace("Service runtime error: ", "")
+        text = f"{type(exc).__name__}: {exc}".replace("Service runtime error: ", "")
+        if getattr(exc, "errno", None) == errno.ENOSPC or "os error 28" in text:
+            return f"no space left on device ({text})"
+        return text
 
     def close(self) -> None:
         with self._write:
@@ -231,6 +257,19 @@ class EdgeEngine(Engine):
             finally:
                 self._shards.clear()
                 self._lock_file.release()
+
+    def _ensure_space(self, what: str, needed: int, reserve: int = FREE_SPACE_RESERVE) -> None:
+        """Refuse a step that could fill the disk, which under memory maps would kill the process."""
+        free = shutil.disk_usage(self._folder).free
+        required = _disk_bytes(self._folder)[1] + needed + reserve
+        if free >= required:
+            return
+        raise StoreError(
+            f"cannot {what} in {self.where}: no space left on device ({free / 2**20:.0f} MiB free; the "
+            f"store needs {required / 2**20:.0f} MiB free for this, as "
+            "Qdrant Edge fills memory-mapped files and a full disk would kill the process). Free space on "
+            "that file system, or move the store, and run the job again"
+        )
 
     def _dir(self, name: str) -> Path:
         return self._folder / COLLECTIONS / name
@@ -242,6 +281,9 @@ class EdgeEngine(Engine):
                 shard = self._shards.get(name)
                 if shard is None:
                     self.schema(name)  # a folder without its schema is not a collection
+                    # Loading fills sparse files but creates none, so it needs no reserve: a store that
+                    # refused a write for want of space still opens.
+                    self._ensure_space(f"load collection {name!r}", 0, reserve=0)
                     shard = _load(self._dir(name) / SHARD)
                     self._shards[name] = shard
         return shard
@@ -264,6 +306,32 @@ def _load(path: Path) -> edge.EdgeShard:
                     "stop that process and try again"
                 ) from exc
             time.sleep(0.05)
+
+
+def space_needed(folder: Path) -> int:
+    """Free space a store folder needs before it loads or writes anything: what its sparse files may
+    still fill, plus FREE_SPACE_RESERVE."""
+    return _disk_bytes(folder)[1] + FREE_SPACE_RESERVE
+
+
+def _point_bytes(point: StoredPoint) -> int:
+    """Bytes a point takes on disk, over-estimated: float32 vector, sparse terms, payload as JSON."""
+    return 4 * len(point.dense) + 8 * len(point.sparse.indices) + len(json.dumps(point.payload, default=str))
+
+
+def _disk_bytes(folder: Path) -> tuple[int, int]:
+    """Bytes the files under a folder fill on disk, and bytes they may still fill: the holes of sparse
+    (memory-mapped) files, whose length overstates what they take until they are written."""
+    filled = unfilled = 0
+    for root, _, files in os.walk(folder):
+        for file in files:
+            try:
+                info = os.stat(os.path.join(root, file))
+            except FileNotFoundError:  # an optimisation removed it meanwhile
+                continue
+            filled += info.st_blocks * 512
+            unfilled += max(0, info.st_size - info.st_blocks * 512)
+    return filled, unfilled
 
 
 def _lock(folder: Path) -> portalocker.Lock:

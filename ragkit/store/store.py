@@ -359,6 +359,7 @@ class Store:
         their last write and the HTTP service never does; a server indexes in the background by itself.
         """
         _check_name(name)
+        log.info("building the index of %r in %s", name, self._where)
         started = time.perf_counter()
         self._call(f"build the index of {name!r}", partial(self._engine.build_index, name), collection=name)
         return time.perf_counter() - started
