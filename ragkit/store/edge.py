@@ -161,15 +161,23 @@ class EdgeEngine(Engine):
         needed = UPSERT_SPACE_FACTOR * sum(_point_bytes(p) for p in points)
         with self._write:
             self._ensure_space(f"write {len(points)} points into {name!r}", needed)
-            self._shard(name).update(operation)
+            self._update(name, operation)
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         with self._write:
-            self._shard(name).update(edge.UpdateOperation.delete_points(list(ids)))
+            self._update(name, edge.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, name: str, conditions: Sequence[Condition]) -> None:
         with self._write:
-            self._shard(name).update(edge.UpdateOperation.delete_points_by_filter(_filter(conditions)))
+            self._update(name, edge.UpdateOperation.delete_points_by_filter(_filter(conditions)))
+
+    def _update(self, name: str, operation: edge.UpdateOperation) -> None:
+        """Apply a write and flush it: a write that returned is on disk, as a server's `wait=True` write
+        is, also for a process that is then killed without closing the store (a Ray writer actor at the
+        end of its job). Measured: ~6 ms per 256-point batch."""
+        shard = self._shard(name)
+        shard.update(operation)
+        shard.flush()
 
     def scroll(
         self,
