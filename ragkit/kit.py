@@ -132,7 +132,6 @@ class Kit:
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` without blocking the event loop."""
-        self._require_collection()
         return await self.retriever().asearch(query, **options)
 
     def query_engine(self, llm: Any = None, **options: Any) -> QueryEngine:

@@ -168,7 +168,8 @@ def test_the_ingest_job_drives_the_ray_cluster_over_ray_client(services: dict[st
 
 
 def test_the_ray_head_and_gpu_workers_form_one_cluster(services: dict[str, Any]) -> None:
-    scripts = pytest.importorskip("ray.scripts.scripts")  # the ray extra
+    from ray.scripts import scripts  # the ray extra, which dev installs
+
     head, worker = services["ray-head"], services["ray-gpu-worker"]
     for name, service in (("ray-head", head), ("ray-gpu-worker", worker)):
         command = service["command"]

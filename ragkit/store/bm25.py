@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import qdrant_edge as edge
 
@@ -25,15 +26,25 @@ class SparseVector:
     indices: tuple[int, ...]
     values: tuple[float, ...]
 
+    @classmethod
+    def of(cls, vector: Any) -> SparseVector:
+        """Either engine's sparse vector (anything with `indices` and `values`) as ours."""
+        return cls(tuple(vector.indices), tuple(vector.values))
+
+
+def plain_vectors(named: dict[str, Any] | None) -> dict[str, Any]:
+    """A point's named vectors as either engine returns them: sparse ones as `SparseVector`, dense as lists."""
+    return {key: SparseVector.of(v) if hasattr(v, "indices") else v for key, v in (named or {}).items()}
+
 
 def document_vector(settings: Bm25Settings, text: str) -> SparseVector:
     """The sparse vector of a text as it is stored: BM25 term-frequency weights."""
-    return _convert(_model(settings).embed_document(text))
+    return SparseVector.of(_model(settings).embed_document(text))
 
 
 def query_vector(settings: Bm25Settings, text: str) -> SparseVector:
     """The sparse vector of a query: weight 1.0 per distinct term."""
-    return _convert(_model(settings).embed_query(text))
+    return SparseVector.of(_model(settings).embed_query(text))
 
 
 def edge_config(settings: Bm25Settings) -> edge.Bm25Config:
@@ -54,7 +65,3 @@ def _model(settings: Bm25Settings) -> edge.Bm25:
         return edge.Bm25(edge_config(settings))
     except ValueError as exc:
         raise InputError(f"BM25 settings {settings} are not usable: {exc}") from exc
-
-
-def _convert(vector: edge.SparseVector) -> SparseVector:
-    return SparseVector(tuple(vector.indices), tuple(vector.values))

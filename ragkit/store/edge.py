@@ -45,7 +45,7 @@ import qdrant_edge as edge
 from ragkit.errors import StoreError, StoreLockedError
 from ragkit.store import schema as names
 from ragkit.store.base import Engine
-from ragkit.store.bm25 import SparseVector
+from ragkit.store.bm25 import SparseVector, plain_vectors
 from ragkit.store.filters import AnyOf, Between, Condition, Equals
 from ragkit.store.legacy import is_legacy_folder, legacy_message
 from ragkit.store.schema import CollectionOptions, Schema, SchemaError
@@ -141,13 +141,7 @@ class EdgeEngine(Engine):
                 return
             self._ensure_space(f"index field {field!r} of {name!r}", _disk_bytes(self._dir(name) / SHARD)[0])
             self._shard(name).update(edge.UpdateOperation.create_field_index(field, _INDEX_TYPES[kind]))
-            updated = Schema(
-                model=current.model,
-                dim=current.dim,
-                bm25=current.bm25,
-                indexes={**current.indexes, field: kind},
-                quantize=current.quantize,
-            )
+            updated = current.with_index(field, kind)
             _write_json(self._dir(name) / SCHEMA_FILE, updated.to_json())
             self._schemas[name] = updated
 
@@ -197,7 +191,7 @@ class EdgeEngine(Engine):
         )
         records, next_offset = self._shard(name).scroll(request)
         return [
-            (str(r.id), r.payload or {}, _vectors(r.vector) if with_vectors else None) for r in records
+            (str(r.id), r.payload or {}, plain_vectors(r.vector) if with_vectors else None) for r in records
         ], next_offset
 
     def count(self, name: str, conditions: Sequence[Condition]) -> int:
@@ -324,7 +318,7 @@ def space_needed(folder: Path) -> int:
 
 def _point_bytes(point: StoredPoint) -> int:
     """Bytes a point takes on disk, over-estimated: float32 vector, sparse terms, payload as JSON."""
-    return 4 * len(point.dense) + 8 * len(point.sparse.indices) + len(json.dumps(point.payload, default=str))
+    return 4 * len(point.dense) + 8 * len(point.sparse.indices) + point.payload_bytes
 
 
 def _disk_bytes(folder: Path) -> tuple[int, int]:
@@ -428,15 +422,6 @@ def _params(exact: bool, quantized: bool) -> edge.SearchParams:
 def _sparse(vector: SparseVector | None) -> edge.SparseVector:
     assert vector is not None
     return edge.SparseVector(list(vector.indices), list(vector.values))
-
-
-def _vectors(raw: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in (raw or {}).items():
-        out[key] = (
-            SparseVector(tuple(value.indices), tuple(value.values)) if hasattr(value, "indices") else value
-        )
-    return out
 
 
 def _filter(conditions: Sequence[Condition]) -> edge.Filter:

@@ -9,7 +9,7 @@ is recorded with it: as collection metadata on a server, as `schema.json` beside
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ragkit.errors import InputError, StoreError
@@ -127,6 +127,10 @@ class Schema:
             indexes=BUILTIN_INDEXES | dict(options.indexes),
             quantize=options.quantize,
         )
+
+    def with_index(self, field_name: str, kind: str) -> Schema:
+        """This schema with one more payload index declared."""
+        return replace(self, indexes={**self.indexes, field_name: kind})
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -27,7 +27,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from ragkit.errors import StoreError
 from ragkit.store import schema as names
 from ragkit.store.base import Engine
-from ragkit.store.bm25 import SparseVector
+from ragkit.store.bm25 import SparseVector, plain_vectors
 from ragkit.store.filters import AnyOf, Between, Condition, Equals
 from ragkit.store.schema import CollectionOptions, Schema, SchemaError
 from ragkit.store.types import Hit, Query, StoredPoint
@@ -125,8 +125,7 @@ class ServerEngine(Engine):
         if current.indexes.get(field) == kind:
             return
         self._index(name, field, kind)
-        updated = {**current.to_json(), "indexes": dict(sorted({**current.indexes, field: kind}.items()))}
-        self._client.update_collection(name, metadata=updated)
+        self._client.update_collection(name, metadata=current.with_index(field, kind).to_json())
 
     def _index(self, name: str, field: str, kind: str) -> None:
         self._client.create_payload_index(name, field_name=field, field_schema=_INDEX_TYPES[kind], wait=True)
@@ -165,7 +164,7 @@ class ServerEngine(Engine):
             with_vectors=with_vectors,
         )
         return [
-            (str(r.id), r.payload or {}, _vectors(r.vector) if with_vectors else None) for r in records
+            (str(r.id), r.payload or {}, plain_vectors(r.vector) if with_vectors else None) for r in records
         ], next_offset
 
     def count(self, name: str, conditions: Sequence[Condition]) -> int:
@@ -250,14 +249,6 @@ class ServerEngine(Engine):
 def _sparse(vector: SparseVector | None) -> models.SparseVector:
     assert vector is not None
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _vectors(raw: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in (raw or {}).items():
-        is_sparse = isinstance(value, models.SparseVector)
-        out[key] = SparseVector(tuple(value.indices), tuple(value.values)) if is_sparse else value
-    return out
 
 
 def _filter(conditions: Sequence[Condition]) -> models.Filter:

@@ -464,16 +464,12 @@ def _batches(
                 f"point {point.id!r} has no text for its BM25 vector: give Point(text=...) or a payload 'text'"
             )
         sparse = bm25.document_vector(schema.bm25, text)
-        estimate = (
-            len(json.dumps(point.payload, default=str))
-            + _BYTES_PER_FLOAT * len(dense)
-            + _BYTES_PER_TERM * len(sparse.indices)
-            + 100
-        )
+        payload_bytes = len(json.dumps(point.payload, default=str))
+        estimate = payload_bytes + _BYTES_PER_FLOAT * len(dense) + _BYTES_PER_TERM * len(sparse.indices) + 100
         if batch and (size + estimate > max_bytes or len(batch) >= max_points):
             yield batch
             batch, size = [], 0
-        batch.append(StoredPoint(_check_id(point.id), dense, sparse, point.payload))
+        batch.append(StoredPoint(_check_id(point.id), dense, sparse, point.payload, payload_bytes))
         size += estimate
     if batch:
         yield batch

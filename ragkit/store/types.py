@@ -48,12 +48,14 @@ class CollectionInfo:
 
 @dataclass(frozen=True)
 class StoredPoint:
-    """A point ready for an engine: checked id, dense values, BM25 vector, payload."""
+    """A point ready for an engine: checked id, dense values, BM25 vector, payload, and the length of the
+    payload as JSON (measured once, for the request size and the disk-space check alike)."""
 
     id: str
     dense: list[float]
     sparse: SparseVector
     payload: dict[str, Any]
+    payload_bytes: int
 
 
 @dataclass(frozen=True)
