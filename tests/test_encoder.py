@@ -14,7 +14,8 @@ import torch
 from torch._dynamo.exc import TorchDynamoException
 
 from ragkit import Encoder, InputError, InputTooLongError, ModelLoadError
-from tests.tiny_gte import reference_embedding, write_original_checkpoint
+from ragkit.encoder.packed_linear import PackedLinear, can_pack
+from tests.tiny_gte import reference_embedding, write_converted_checkpoint, write_original_checkpoint
 
 WORDS = [
     "river",
@@ -93,10 +94,8 @@ def test_small_batch_budget_gives_the_same_vectors(gte):
     assert np.abs(gte.encode(texts, batch_tokens=64) - gte.encode(texts)).max() < 1e-5
 
 
-def test_converted_gte_checkpoint_loads_to_the_same_vectors(gte, tmp_path):
-    gte._model.save_pretrained(tmp_path)
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
-        shutil.copy(Path(gte.name) / name, tmp_path / name)
+def test_converted_gte_checkpoint_loads_to_the_same_vectors(gte, tiny_gte, tmp_path):
+    write_converted_checkpoint(tiny_gte, tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "gte"
     converted = Encoder.from_pretrained(tmp_path)
     texts = [prose(30, seed=1), prose(600, seed=2)]
@@ -256,6 +255,37 @@ def test_bad_texts(minilm, texts, message):
 def test_cpu_runs_fp32(gte):
     assert gte.device.type == "cpu" and gte.dtype == torch.float32
     assert next(gte._model.parameters()).dtype == torch.float32
+
+
+X86_ONEDNN = can_pack(torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.skipif(not X86_ONEDNN, reason="oneDNN weight packing is used on x86 CPUs only")
+@pytest.mark.parametrize("model", ["gte", "minilm"])
+def test_every_linear_layer_is_packed_and_gives_the_vectors_of_torchs_own_matmul(model, request, tiny_gte):
+    packed = request.getfixturevalue(model)
+    plain = Encoder.from_pretrained(tiny_gte if model == "gte" else "minilm", pack_weights=False)
+    assert packed.packed_weights and not plain.packed_weights
+    linears = [layer for layer in plain._model.modules() if type(layer) is torch.nn.Linear]
+    layers = list(packed._model.modules())
+    assert linears and not any(type(layer) is torch.nn.Linear for layer in layers)
+    assert sum(isinstance(layer, PackedLinear) for layer in layers) == len(linears)
+    texts = [prose(n, seed=n) for n in (1, 4, 60, 200)]
+    assert np.abs(packed.encode(texts) - plain.encode(texts)).max() < 1e-5
+    assert np.abs(packed.encode(texts[:1]) - plain.encode(texts[:1])).max() < 1e-5  # a one-word query
+
+
+@pytest.mark.skipif(not X86_ONEDNN, reason="oneDNN weight packing is used on x86 CPUs only")
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_packed_linear_computes_what_the_linear_did_for_any_leading_shape(bias):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 80, bias=bias)
+    packed = PackedLinear(linear)
+    with torch.inference_mode():
+        for shape in [(1, 48), (7, 48), (3, 11, 48)]:
+            x = torch.randn(*shape)
+            assert packed(x).shape == linear(x).shape
+            assert (packed(x) - linear(x)).abs().max() < 1e-5
 
 
 def test_cpu_defaults_to_padded_sdpa(gte, minilm):

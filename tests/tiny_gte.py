@@ -100,6 +100,24 @@ def write_original_checkpoint(directory: Path, tokenizer_dir: Path, *, seed: int
     return directory
 
 
+def write_converted_checkpoint(original: Path, directory: Path) -> Path:
+    """The original checkpoint's weights saved by transformers' GteModel (the converted `gte` layout, as
+    the hub's converted copies are), with the original's tokenizer and pooling files beside them."""
+    from ragkit.encoder.checkpoint import inspect_checkpoint, load_model
+
+    model = load_model(
+        inspect_checkpoint(original),
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        attn_implementation="sdpa",
+    )
+    model.save_pretrained(directory)
+    for name in (*TOKENIZER_FILES, "modules.json"):
+        shutil.copy(original / name, directory / name)
+    shutil.copytree(original / "1_Pooling", directory / "1_Pooling", dirs_exist_ok=True)
+    return directory
+
+
 def reference_embedding(directory: Path, token_ids: list[int]) -> torch.Tensor:
     """CLS state of one unpadded text, L2-normalised, computed from the formulas in float64."""
     config = json.loads((directory / "config.json").read_text())
