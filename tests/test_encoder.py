@@ -275,6 +275,16 @@ def test_every_linear_layer_is_packed_and_gives_the_vectors_of_torchs_own_matmul
     assert np.abs(packed.encode(texts[:1]) - plain.encode(texts[:1])).max() < 1e-5  # a one-word query
 
 
+@pytest.mark.skipif(not X86_ONEDNN or not Path("/proc/self/maps").exists(), reason="x86 Linux")
+def test_packed_weights_are_not_kept_twice_through_a_mapping_of_the_file(tmp_path, minilm_path):
+    # transformers keeps a memory-mapped checkpoint mapped for the model's life, so every page the packing
+    # read would stay resident beside the packed copies.
+    checkpoint = write_original_checkpoint(tmp_path / "m", minilm_path)
+    encoder = Encoder.from_pretrained(checkpoint)
+    encoder.encode(["the model has run"])
+    assert str(checkpoint / "model.safetensors") not in Path("/proc/self/maps").read_text()
+
+
 @pytest.mark.skipif(not X86_ONEDNN, reason="oneDNN weight packing is used on x86 CPUs only")
 @pytest.mark.parametrize("bias", [True, False])
 def test_a_packed_linear_computes_what_the_linear_did_for_any_leading_shape(bias):

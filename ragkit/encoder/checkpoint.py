@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoModel, GteConfig, GteModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from ragkit.encoder.packed_linear import pack_linears
 from ragkit.errors import ModelLoadError
 
 GTE_TYPES = frozenset({"new", "gte"})
@@ -124,10 +125,24 @@ def gte_config_from_original(raw: dict[str, Any], *, source: Path) -> GteConfig:
 
 
 def load_model(
-    checkpoint: Checkpoint, *, device: torch.device, dtype: torch.dtype, attn_implementation: str
+    checkpoint: Checkpoint,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    attn_implementation: str,
+    packed: bool = False,
 ) -> PreTrainedModel:
-    """Load weights into the native model class, failing loudly when names do not line up."""
-    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
+    """Load weights into the native model class, failing loudly when names do not line up.
+
+    `packed` replaces the linear layers by oneDNN-packed copies (ragkit.encoder.packed_linear). The file
+    is then read rather than memory-mapped: transformers keeps the mapping open for the model's life, so
+    every page the packing read would stay resident beside the copies (gte-large: 3.5 GB instead of 2.0).
+    """
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "attn_implementation": attn_implementation,
+        "disable_mmap": packed,
+    }
     try:
         with _quiet_transformers():
             if checkpoint.is_gte:
@@ -151,7 +166,10 @@ def load_model(
             f"{checkpoint.path}: the weights do not match a {checkpoint.model_type} model; "
             f"{len(missing)} tensors missing, e.g. {', '.join(missing[:3])}"
         )
-    return model.to(device).eval().requires_grad_(False)
+    model = model.to(device).eval().requires_grad_(False)
+    if packed:
+        pack_linears(model)
+    return model
 
 
 def load_tokenizer(path: Path) -> Tokenizer:

@@ -22,7 +22,7 @@ from torch._dynamo.exc import TorchDynamoException
 from ragkit.encoder.attention import FLEX, IMPLEMENTATION, PADDED, document_mask, pick_attention
 from ragkit.encoder.batching import plan_batches
 from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
-from ragkit.encoder.packed_linear import can_pack, pack_linears
+from ragkit.encoder.packed_linear import can_pack
 from ragkit.encoder.resolve import resolve_model
 from ragkit.encoder.tokens import TokenCounter
 from ragkit.errors import InputError, InputTooLongError, ModelLoadError
@@ -68,12 +68,14 @@ class Encoder:
         self.token_counter = TokenCounter(self._tokenizer)
         self.attention = pick_attention(attention, device, packable=checkpoint.is_gte)
         self._attention_chosen_by_us = attention == "auto"
-        self._model = load_model(
-            checkpoint, device=device, dtype=dtype, attn_implementation=IMPLEMENTATION[self.attention]
-        )
         self.packed_weights = pack_weights and can_pack(device, dtype)
-        if self.packed_weights:
-            pack_linears(self._model)
+        self._model = load_model(
+            checkpoint,
+            device=device,
+            dtype=dtype,
+            attn_implementation=IMPLEMENTATION[self.attention],
+            packed=self.packed_weights,
+        )
         self.dim = int(checkpoint.config.hidden_size)
         self._pad_id = int(checkpoint.config.pad_token_id or 0)
         self._sep_id = self._tokenizer.token_to_id("[SEP]") or self._tokenizer.token_to_id("</s>")
