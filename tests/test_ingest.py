@@ -148,8 +148,12 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
     assert cli([*args, "--workers", "0", "--report", str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["documents_ingested"] == 3
     (corpus / "empty.md").write_text("   \n")
+    (corpus / "fake.pdf").write_bytes(b"not a pdf")
     assert cli([*args, "--workers", "0"]) == 1
-    assert "empty.md" in capsys.readouterr().err
+    failures = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed: ")]
+    assert len(failures) == 2
+    for name in ("empty.md", "fake.pdf"):  # each named once, whether or not its error names it too
+        assert sum(line.count(str(corpus / name)) for line in failures) == 1
 
 
 def test_worker_processes_give_the_same_points_as_in_process_parsing(tmp_path):
