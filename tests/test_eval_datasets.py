@@ -1,4 +1,4 @@
-"""bench/eval_datasets.py on tiny pages shaped like the PostgreSQL and Python manuals' HTML: the Markdown
+"""bench/eval_datasets.py on tiny pages shaped like the PostgreSQL, Python and Git manuals' HTML: the Markdown
 ragkit's evaluation reads, queries taken from the manuals' own summaries and removed from the pages,
 and BEIR folders that `load_beir` accepts, byte for byte the same on every build."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from bench.eval_datasets import markdown, postgres_set, python_set, write_beir
+from bench.eval_datasets import git_set, markdown, postgres_set, python_set, write_beir
 from ingest.document import CODE, HEADING, TEXT
 from ragkit.encoder.checkpoint import load_tokenizer
 from ragkit.encoder.tokens import TokenCounter
@@ -190,3 +190,66 @@ def test_python_queries_are_module_synopses_and_the_heading_loses_its_descriptio
     assert json_page.text.startswith("# json\n\n## Basic Usage\n\nbasic usage basic usage")
     assert "encoder and decoder" not in json_page.text and "¶" not in json_page.text
     assert dataset.documents["howto/logging"].title == "Logging HOWTO"
+
+
+def test_git_queries_are_manual_page_summaries_and_the_name_section_leaves_the_page(tmp_path, count_tokens):
+    def man_page(name: str, summary: str, body: str = "") -> str:
+        return (
+            f"<html><head><title>{name}(1)</title></head><body>"
+            f'<div id="header"><h1>{name}(1) Manual Page</h1><h2>NAME</h2><div class="sectionbody">'
+            f"<p>{name} -\n   {summary}\n</p></div></div>"
+            f'<div id="content">{body or sections("SYNOPSIS", "DESCRIPTION", "OPTIONS")}</div>'
+            '<div id="footer"><div id="footer-text">Last updated 2024-05-31 00:35:55 UTC</div></div>'
+            "</body></html>"
+        )
+
+    html = write(
+        tmp_path / "html",
+        {
+            "git-add.html": man_page("git-add", "Add file contents to the index"),
+            "git-rm.html": man_page("git-rm", "Remove files from the working tree and from the index"),
+            "git-init.html": man_page("git-init", "Create an empty repository"),
+            "git-mv.html": man_page(
+                "git-mv",
+                "Move or rename a file",
+                sections("SYNOPSIS", "DESCRIPTION", "OPTIONS") + "<p>Use it to move or rename a file.</p>",
+            ),
+            "git-gc.html": man_page("git-gc", "Cleanup"),
+            "git.html": man_page("git", "the stupid content tracker", sections("COMMANDS", "OPTIONS")),
+            "howto/maintain-git.html": page(
+                "How to maintain Git", sections("Activities", "Branches", "Tools", words=100)
+            ),
+        },
+    )
+    (html / "index.html").symlink_to("git.html")
+    built = git_set(html, count_tokens)
+    write_beir(built, tmp_path / "set")
+    dataset = load_beir(tmp_path / "set")
+
+    # git-mv keeps its summary in its own text and git-gc's is too short: both are judged by nothing.
+    assert dataset.queries == {
+        "man-git-add": "Add file contents to the index",
+        "man-git-init": "Create an empty repository",
+        "man-git-rm": "Remove files from the working tree and from the index",
+    }
+    assert dataset.qrels == {
+        "man-git-add": {"git-add": 1},
+        "man-git-init": {"git-init": 1},
+        "man-git-rm": {"git-rm": 1},
+    }
+    assert built.dropped["short"] == 1
+    assert built.dropped["found in its relevant page"] == 1
+    # git(1), which lists every command's summary, is no document (nor is index.html, a link to it).
+    # Distractors take up to 2/3 of the judged pages' tokens: git-gc and the shorter how-to fit, git-mv
+    # no longer does.
+    assert set(dataset.documents) == {"git-add", "git-gc", "git-init", "git-rm", "howto/maintain-git"}
+    assert dataset.documents["howto/maintain-git"].title == "How to maintain Git"
+    add = dataset.documents["git-add"]
+    assert add.title == "git-add(1)"
+    assert add.text.startswith("# git-add(1) Manual Page\n\n## SYNOPSIS\n\nsynopsis synopsis")
+    assert "NAME" not in add.text and "Add file contents" not in add.text
+    assert "Last updated" not in add.text
+
+    write_beir(git_set(html, count_tokens), tmp_path / "again")
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "set" / name).read_bytes()

@@ -225,3 +225,13 @@ def test_a_tenant_index_is_a_keyword_index_marked_is_tenant(tmp_path: Path):
         index = store._engine._shard("docs").info().payload_schema["tenant"]
         assert index.params.is_tenant is True
         assert store.count("docs", {"tenant": "t1"}) == 3
+
+
+def test_bm25_length_counts_the_terms_kept_so_avg_len_is_in_terms_not_words():
+    settings = Bm25Settings(k=1.2, b=0.75, avg_len=4.0)
+    # Three terms, and the same three among five stop words: the same length, so the same weights.
+    kept = document_vector(settings, "vacuum reclaims storage")
+    assert document_vector(settings, "the vacuum of a reclaims and the storage") == kept
+    # BM25's term-frequency weight for tf = 1 in a text of length 3 terms, against avg_len = 4.
+    length_norm = 1 - settings.b + settings.b * 3 / settings.avg_len
+    assert kept.values == pytest.approx([(settings.k + 1) / (1 + settings.k * length_norm)] * 3)
