@@ -138,11 +138,9 @@ def load_model(
     is then read rather than memory-mapped: transformers keeps the mapping open for the model's life, so
     every page the packing read would stay resident beside the copies (gte-large: 3.5 GB instead of 2.0).
     """
-    kwargs: dict[str, Any] = {
-        "dtype": dtype,
-        "attn_implementation": attn_implementation,
-        "disable_mmap": packed,
-    }
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
+    if packed:
+        kwargs["disable_mmap"] = True
     try:
         with _quiet_transformers():
             if checkpoint.is_gte:
