@@ -91,6 +91,24 @@ def test_flattened_html_keeps_the_structure_above_the_limit_and_no_script_text(t
     assert [element.text for element in parse(page).elements] == ["Title", "First & top.", "Bottom text."]
 
 
+def test_markdown_quoted_500_deep_keeps_the_text_at_the_bottom(tmp_path: Path) -> None:
+    # Its HTML is 500 blockquotes deep, past libxml2's 256: the quote came out empty before.
+    page = tmp_path / "deep.md"
+    page.write_text("# Title\n\n" + "> " * 500 + "The treasure is buried under the old oak tree.\n")
+    texts = [element.text for element in parse(page).elements]
+    # (Python-Markdown stops nesting quotes somewhere and keeps the rest of the markers as text.)
+    assert texts[0] == "Title" and texts[-1].endswith("> The treasure is buried under the old oak tree.")
+
+
+def test_markdown_listed_500_deep_is_read_as_plain_text_with_every_line(tmp_path: Path) -> None:
+    # Python-Markdown recurses once per level and cannot convert it; it failed with a RecursionError.
+    page = tmp_path / "deep.md"
+    lines = ["  " * level + f"- item {level}" for level in range(500)]
+    page.write_text("# Title\n\n" + "\n".join(lines) + "\n")
+    text = "\n".join(element.text for element in parse(page).elements)
+    assert all(f"item {level}" in text for level in range(500))
+
+
 def test_one_enormous_line_is_parsed_and_sectioned_whole(tmp_path: Path, minilm_path: Path) -> None:
     line = tmp_path / "line.txt"
     line.write_bytes(hostile.enormous_line(2))

@@ -14,14 +14,15 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import lxml.html
+import markdown
 import pptx
 from lxml import etree
 from unstructured.documents.elements import Element as UElement
 from unstructured.documents.elements import ElementMetadata, NarrativeText, Text, Title
+from unstructured.file_utils.model import FileType
 from unstructured.partition.docx import partition_docx
 from unstructured.partition.email import partition_email
 from unstructured.partition.html import partition_html
-from unstructured.partition.md import partition_md
 from unstructured.partition.pptx import partition_pptx
 from unstructured.partition.text import partition_text
 
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 # unstructured detects each document's language (langdetect, a quarter of parse time) only to fill
 # metadata ragkit never stores; [""] is its documented "skip" value.
 NO_LANGUAGE_DETECTION = [""]
+
+MARKDOWN_EXTENSIONS = ["tables", "fenced_code"]
+"""unstructured's partition_md default: GitHub-style tables and fenced code blocks."""
 
 
 @dataclass
@@ -51,14 +55,29 @@ _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 
 
 def read_markdown(path: Path) -> Partition:
-    """Markdown, with YAML front matter taken as metadata (its title) rather than as body text."""
+    """Markdown, with YAML front matter taken as metadata (its title) rather than as body text.
+
+    It is converted to HTML as unstructured's partition_md converts it, and read as HTML is, so markup
+    nested deeper than the HTML parser reads is flattened rather than dropped. A document nested deeper
+    than Python-Markdown itself can recurse is read as plain text: its structure is lost, never its text.
+    """
     text = decode(path, path.read_bytes())
     title = None
     if front_matter := _FRONT_MATTER.match(text):
         text = text[front_matter.end() :]
         if found := _FRONT_MATTER_TITLE.search(front_matter.group(1)):
             title = found.group(1).strip("'\"")
-    return Partition(partition_md(text=text, languages=NO_LANGUAGE_DETECTION) if text.strip() else [], title)
+    if not text.strip():
+        return Partition([], title)
+    try:
+        html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS)
+    except RecursionError:
+        logger.warning("%s: Markdown nested too deep to convert; read as plain text", path)
+        return Partition(partition_text(text=text, languages=NO_LANGUAGE_DETECTION), title)
+    html = _within_parser_depth(path, html)
+    return Partition(
+        partition_html(text=html, languages=NO_LANGUAGE_DETECTION, metadata_file_type=FileType.MD), title
+    )
 
 
 def read_html(path: Path) -> Partition:
@@ -66,16 +85,23 @@ def read_html(path: Path) -> Partition:
     text = decode(path, data, html_charset(data))
     if not text.strip():
         return Partition([])
-    if nesting.too_deep(text):
-        logger.warning(
-            "%s: HTML nested over %d levels deep; deeper tags are left out, their text kept",
-            path,
-            nesting.MAX_DEPTH,
-        )
-        text = nesting.flatten(text)
-        if nesting.too_deep(text):
-            raise ParseError(f"{path}: HTML nested too deep for the parser (over 256 levels), even flattened")
+    text = _within_parser_depth(path, text)
     return Partition(partition_html(text=text, languages=NO_LANGUAGE_DETECTION), _html_title(text))
+
+
+def _within_parser_depth(path: Path, text: str) -> str:
+    """HTML that libxml2 reads whole: flattened below `nesting.MAX_DEPTH` where it would stop."""
+    if not nesting.too_deep(text):
+        return text
+    logger.warning(
+        "%s: HTML nested over %d levels deep; deeper tags are left out, their text kept",
+        path,
+        nesting.MAX_DEPTH,
+    )
+    text = nesting.flatten(text)
+    if nesting.too_deep(text):
+        raise ParseError(f"{path}: HTML nested too deep for the parser (over 256 levels), even flattened")
+    return text
 
 
 def _html_title(text: str) -> str | None:
