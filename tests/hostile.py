@@ -50,6 +50,12 @@ def pdf_bytes(pages: list[str], *, count: int | None = None, kids: bytes | None 
         kid_refs,
         count if count is not None else len(pages),
     )
+    return pdf_file(objects)
+
+
+def pdf_file(objects: list[bytes], trailer: bytes = b"") -> bytes:
+    """Objects numbered from 1 (the catalog) with a correct xref table; `trailer` adds entries such as
+    `/Info 9 0 R`."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -58,7 +64,11 @@ def pdf_bytes(pages: list[str], *, count: int | None = None, kids: bytes | None 
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        trailer,
+        xref,
+    )
     return bytes(out)
 
 

@@ -141,7 +141,10 @@ def test_stored_tokenizer_truncation_never_cuts_a_text(minilm):
     assert float(minilm.encode([text])[0] @ head) < 0.9999
 
 
-@pytest.mark.skipif(not os.environ.get("RAGKIT_TEST_GTE_LARGE"), reason="set RAGKIT_TEST_GTE_LARGE=DIR")
+@pytest.mark.skipif(
+    not os.environ.get("RAGKIT_TEST_GTE_LARGE"),
+    reason="needs the real gte-large-en-v1.5 weights (no hub here): set RAGKIT_TEST_GTE_LARGE=DIR to run it",
+)
 def test_real_gte_large_golden_values():
     encoder = Encoder.from_pretrained(os.environ["RAGKIT_TEST_GTE_LARGE"])
     vectors = encoder.encode(
@@ -257,10 +260,13 @@ def test_cpu_runs_fp32(gte):
     assert next(gte._model.parameters()).dtype == torch.float32
 
 
-X86_ONEDNN = can_pack(torch.device("cpu"), torch.float32)
+needs_onednn_packing = pytest.mark.skipif(
+    not can_pack(torch.device("cpu"), torch.float32),
+    reason="weights are packed for oneDNN on x86 CPUs only, and this is not one",
+)
 
 
-@pytest.mark.skipif(not X86_ONEDNN, reason="oneDNN weight packing is used on x86 CPUs only")
+@needs_onednn_packing
 @pytest.mark.parametrize("model", ["gte", "minilm"])
 def test_every_linear_layer_is_packed_and_gives_the_vectors_of_torchs_own_matmul(model, request, tiny_gte):
     packed = request.getfixturevalue(model)
@@ -275,7 +281,10 @@ def test_every_linear_layer_is_packed_and_gives_the_vectors_of_torchs_own_matmul
     assert np.abs(packed.encode(texts[:1]) - plain.encode(texts[:1])).max() < 1e-5  # a one-word query
 
 
-@pytest.mark.skipif(not X86_ONEDNN or not Path("/proc/self/maps").exists(), reason="x86 Linux")
+@needs_onednn_packing
+@pytest.mark.skipif(
+    not Path("/proc/self/maps").exists(), reason="reads the process's mappings from Linux's /proc"
+)
 def test_packed_weights_are_not_kept_twice_through_a_mapping_of_the_file(tmp_path, minilm_path):
     # transformers keeps a memory-mapped checkpoint mapped for the model's life, so every page the packing
     # read would stay resident beside the packed copies.
@@ -285,7 +294,7 @@ def test_packed_weights_are_not_kept_twice_through_a_mapping_of_the_file(tmp_pat
     assert str(checkpoint / "model.safetensors") not in Path("/proc/self/maps").read_text()
 
 
-@pytest.mark.skipif(not X86_ONEDNN, reason="oneDNN weight packing is used on x86 CPUs only")
+@needs_onednn_packing
 @pytest.mark.parametrize("bias", [True, False])
 def test_a_packed_linear_computes_what_the_linear_did_for_any_leading_shape(bias):
     torch.manual_seed(0)
@@ -380,7 +389,9 @@ def test_packing_needs_a_rotary_model(minilm_path):
         Encoder.from_pretrained(minilm_path, attention="fast")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path needs a GPU")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="the CUDA path needs a GPU, and this machine has none"
+)
 def test_cuda_half_precision_agrees_with_cpu_fp32(tiny_gte, gte):
     cuda = Encoder.from_pretrained(tiny_gte, device="cuda")
     assert cuda.dtype in (torch.bfloat16, torch.float16)

@@ -21,6 +21,7 @@ from pypdf import PdfReader, PdfWriter
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, ParsedDocument
 from ingest.parse import SUPPORTED_SUFFIXES, UnsupportedFormatError, nlp_backend, parse
 from ragkit.errors import ParseError
+from tests.hostile import pdf_file
 
 # ------------------------------------------------------------------------------------- helpers ----
 
@@ -49,19 +50,10 @@ def write_pdf(
         b" ".join(b"%d 0 R" % k for k in kids),
         len(kids),
     )
-    trailer = b"<< /Size %d /Root 1 0 R" % (len(objects) + 1)
+    trailer = b""
     if title:
-        trailer += b" /Info %d 0 R" % _pdf_add(objects, b"<< /Title (%s) >>" % _pdf_escape(title).encode())
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    path.write_bytes(bytes(out))
+        trailer = b" /Info %d 0 R" % _pdf_add(objects, b"<< /Title (%s) >>" % _pdf_escape(title).encode())
+    path.write_bytes(pdf_file(objects, trailer))
     return path
 
 
