@@ -290,7 +290,9 @@ def fill(disk: Path, leave_bytes: int) -> Path:
 def test_a_full_disk_ends_the_job_with_a_clear_error_and_no_half_written_document(tmp_path, tiny_gte_dir):
     corpus = tmp_path / "corpus"
     write_corpus(corpus / "a", documents=5, parts=10)
-    write_corpus(corpus / "b", documents=20, parts=15)  # 300 sections: two batches
+    # 480 sections, one embedding group written in two batches: the second (224 points) takes long enough
+    # to write that the disk is full before it lands (with 44 points, it sometimes landed first).
+    write_corpus(corpus / "b", documents=20, parts=24)
     ingest(tmp_path / "clean", corpus, tiny_gte_dir)
     clean = points(tmp_path / "clean")
 
