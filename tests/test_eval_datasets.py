@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from bench.eval_datasets import git_set, markdown, postgres_set, python_set, write_beir
+from bench.eval_datasets import git_set, markdown, perl_set, postgres_set, python_set, write_beir
 from ingest.document import CODE, HEADING, TEXT
 from ragkit.encoder.checkpoint import load_tokenizer
 from ragkit.encoder.tokens import TokenCounter
@@ -251,5 +251,62 @@ def test_git_queries_are_manual_page_summaries_and_the_name_section_leaves_the_p
     assert "Last updated" not in add.text
 
     write_beir(git_set(html, count_tokens), tmp_path / "again")
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "set" / name).read_bytes()
+
+
+def test_perl_queries_are_module_summaries_from_pod_and_the_name_section_leaves_the_page(
+    tmp_path, count_tokens
+):
+    def pod(name: str, summary: str | None, *heads: str, words: int = 120, extra: str = "") -> str:
+        name_section = f"=head1 NAME\n\n{name} - {summary}\n\n" if summary else ""
+        body = "".join(f"=head1 {h}\n\n{' '.join([h.lower()] * words)} here.\n\n" for h in heads)
+        return f"package {name};\n1;\n__END__\n\n{name_section}{body}{extra}=cut\n"
+
+    usual = ("SYNOPSIS", "DESCRIPTION", "FUNCTIONS")
+    core, arch = tmp_path / "share", tmp_path / "arch"
+    write(
+        core,
+        {
+            "List/Util.pm": pod("List::Util", "A selection of general-utility list subroutines", *usual),
+            "Text/Wrap.pm": pod("Text::Wrap", "line wrapping to form simple paragraphs", *usual),
+            # Documented in a .pod beside the code, as Pod::Simple is.
+            "Pod/Simple.pm": "package Pod::Simple;\n\n=head1 NAME\n\nPod::Simple - internals\n\n=cut\n1;\n",
+            "Pod/Simple.pod": pod("Pod::Simple", "framework for parsing Pod", *usual),
+            "Carp.pm": pod(
+                "Carp",
+                "alternative warn and die for modules",
+                *usual,
+                extra="Use the alternative warn and die for modules.\n\n",
+            ),
+            "Env.pm": pod("Env", "env", *usual),
+            "NoPod.pm": "package NoPod;\n1;\n",
+            "Guide.pod": pod("Guide", None, "INTRODUCTION", "USAGE", words=100),
+        },
+    )
+    write(arch, {"List/Util.pm": pod("List::Util", "the architecture's copy, never read", *usual)})
+    built = perl_set([core, arch], count_tokens)
+    write_beir(built, tmp_path / "set")
+    dataset = load_beir(tmp_path / "set")
+
+    # Carp keeps its summary in its own text and Env's is too short: both are judged by nothing.
+    assert dataset.queries == {
+        "module-List::Util": "A selection of general-utility list subroutines",
+        "module-Pod::Simple": "framework for parsing Pod",
+        "module-Text::Wrap": "line wrapping to form simple paragraphs",
+    }
+    assert dataset.qrels == {q: {q.removeprefix("module-"): 1} for q in dataset.queries}
+    assert built.dropped["short"] == 1
+    assert built.dropped["found in its relevant page"] == 1
+    # A module without POD is no document; distractors take up to 2/3 of the judged pages' tokens.
+    assert "NoPod" not in dataset.documents
+    assert {"List::Util", "Pod::Simple", "Text::Wrap"} < set(dataset.documents)
+    util = dataset.documents["List::Util"]
+    assert util.title == "List::Util"
+    assert util.text.startswith("# SYNOPSIS\n\nsynopsis synopsis")
+    assert "NAME" not in util.text and "general-utility" not in util.text
+    assert "architecture" not in util.text
+
+    write_beir(perl_set([core, arch], count_tokens), tmp_path / "again")
     for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "set" / name).read_bytes()

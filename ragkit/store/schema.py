@@ -42,7 +42,8 @@ HNSW_EF = 128
 # `ragkit eval --mode hybrid` on the postgres-15 and python-3.11 sets of bench/eval_datasets.py (README,
 # "Evaluate"): k = 60 (Cormack et al.) gained +0.005 / +0.038 over dense, k = 10 +0.016 / +0.037, k = 5
 # +0.014 / +0.045, k = 2 (Qdrant's default) +0.012 / +0.035; 10 has the best worst case. On git-2.39,
-# held out from that choice, k = 10 gains +0.056.
+# held out from that choice, k = 10 gains +0.056, and on perl-5.36, built afterwards, +0.078. Weighting the
+# dense list higher (Qdrant's `Rrf(weights=...)`, w = 1.25-3) only lowered postgres-15's gain.
 RRF_K = 10
 # Each mode's candidate list in a hybrid query holds this many times top_k (at least HYBRID_MIN_CANDIDATES).
 # Deeper lists barely move the top 10: with a fixed depth per list, nDCG@10 on postgres-15 / python-3.11 /
