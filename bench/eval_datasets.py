@@ -259,8 +259,7 @@ def read_html(file: Path) -> BeautifulSoup:
 def postgres_set(html_dir: Path, count_tokens: CountTokens, *, limit: int | None = None) -> RetrievalSet:
     files = _html_files(html_dir, "*.html")
     pages: dict[str, Page] = {}
-    purposes: dict[str, list[str]] = {}  # normalized purpose -> page ids
-    purpose_text: dict[str, str] = {}
+    purposes: dict[str, str] = {}  # page id -> its purpose
     for file in files:
         if file.name == "glossary.html":
             continue
@@ -269,12 +268,8 @@ def postgres_set(html_dir: Path, count_tokens: CountTokens, *, limit: int | None
         page = Page(file.stem, _title(soup), markdown(soup.body))
         pages[page.id] = page
         if purpose:
-            purposes.setdefault(normalized(purpose), []).append(page.id)
-            purpose_text.setdefault(normalized(purpose), purpose)
-    candidates = [
-        (f"ref-{ids[0]}", purpose_text[key], tuple(sorted(ids))) for key, ids in sorted(purposes.items())
-    ]
-    candidates += _glossary_queries(html_dir / "glossary.html")
+            purposes[page.id] = purpose
+    candidates = _by_summary("ref", purposes) + _glossary_queries(html_dir / "glossary.html")
     return _assemble("postgres-15", pages, candidates, limit, count_tokens)
 
 
@@ -387,8 +382,7 @@ def _sphinx_title(soup: BeautifulSoup) -> str:
 
 def git_set(html_dir: Path, count_tokens: CountTokens, *, limit: int | None = None) -> RetrievalSet:
     pages: dict[str, Page] = {}
-    summaries: dict[str, list[str]] = {}  # normalized summary -> page ids
-    summary_text: dict[str, str] = {}
+    summaries: dict[str, str] = {}  # page id -> its summary
     for file in _html_files(html_dir, "*.html", "howto/*.html", "technical/*.html"):
         # git.html lists every command with its summary (index.html is a link to it).
         if file.is_symlink() or file.name == "git.html":
@@ -401,12 +395,8 @@ def git_set(html_dir: Path, count_tokens: CountTokens, *, limit: int | None = No
             footer.decompose()
         pages[page_id] = Page(page_id, _title(soup), markdown(soup.body))
         if summary:
-            summaries.setdefault(normalized(summary), []).append(page_id)
-            summary_text.setdefault(normalized(summary), summary)
-    candidates = [
-        (f"man-{ids[0]}", summary_text[key], tuple(sorted(ids))) for key, ids in sorted(summaries.items())
-    ]
-    return _assemble("git-2.39", pages, candidates, limit, count_tokens)
+            summaries[page_id] = summary
+    return _assemble("git-2.39", pages, _by_summary("man", summaries), limit, count_tokens)
 
 
 def _take_man_name(soup: BeautifulSoup) -> str | None:
@@ -432,8 +422,7 @@ def perl_set(
     lib_dirs: Iterable[Path], count_tokens: CountTokens, *, limit: int | None = None
 ) -> RetrievalSet:
     pages: dict[str, Page] = {}
-    summaries: dict[str, list[str]] = {}  # normalized summary -> page ids
-    summary_text: dict[str, str] = {}
+    summaries: dict[str, str] = {}  # page id -> its summary
     with tempfile.TemporaryDirectory() as cache:
         for root in lib_dirs:
             for file in _pod_files(root):
@@ -444,12 +433,8 @@ def perl_set(
                 summary = _take_pod_name(soup)
                 pages[page_id] = Page(page_id, page_id, markdown(soup.body))
                 if summary:
-                    summaries.setdefault(normalized(summary), []).append(page_id)
-                    summary_text.setdefault(normalized(summary), summary)
-    candidates = [
-        (f"module-{ids[0]}", summary_text[key], tuple(sorted(ids))) for key, ids in sorted(summaries.items())
-    ]
-    return _assemble("perl-5.36", pages, candidates, limit, count_tokens)
+                    summaries[page_id] = summary
+    return _assemble("perl-5.36", pages, _by_summary("module", summaries), limit, count_tokens)
 
 
 def _pod_files(root: Path) -> list[Path]:
@@ -549,6 +534,17 @@ def _assemble(
     documents = [eligible[p] for p in sorted(chosen)]
     size = sum(tokens[p] for p in chosen)
     return RetrievalSet(name, documents, sorted(queries, key=lambda q: q.id), dropped, size)
+
+
+def _by_summary(prefix: str, summaries: dict[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """One query per distinct summary (case and spacing folded), named after the first page it
+    summarises; pages sharing a summary (`ABORT` and `ROLLBACK`) are all relevant to it."""
+    pages: dict[str, list[str]] = {}
+    text: dict[str, str] = {}
+    for page_id, summary in summaries.items():
+        pages.setdefault(normalized(summary), []).append(page_id)
+        text.setdefault(normalized(summary), summary)
+    return [(f"{prefix}-{ids[0]}", text[key], tuple(sorted(ids))) for key, ids in sorted(pages.items())]
 
 
 def _spread(items: list[T]) -> Iterator[T]:

@@ -1,10 +1,11 @@
 """Fuzz the ingestion job: thousands of mutated documents of every supported format, ingested for real.
 
-    python -m bench.fuzz --count 2000 --seed 1 [--workers 2] [--parse-timeout 30] [--full-size]
+    python -m bench.fuzz --count 2000 --seed 1 [--workers 2] [--parse-timeout 30] [--full-size] [--outcomes F]
 
 Prints files tried, outcome counts (ingested, failed, skipped, and failures by cause), the slowest
 parses, and peak RSS: of the job's own process, of its largest parsing child, and of all of them
-together. The hand-built hostile cases (zip bombs, an enormous line, deep HTML, broken, cyclic and
+together. `--outcomes F` writes each file's outcome (one JSON line per file, sorted), so that two runs of one
+seed can be compared line by line: the same files must give the same outcomes. The hand-built hostile cases (zip bombs, an enormous line, deep HTML, broken, cyclic and
 lying PDFs) are always included; `--full-size` adds the issue's 1.5 GiB docx bomb and a PDF of 20,000
 pages. (The issue's 10 MB line is left out: parsed and sectioned in under a minute now, its 2.6 M
 tokens then take far longer to embed on a CPU.) Not a test: it passes or fails nothing, it reports.
@@ -13,6 +14,7 @@ tokens then take far longer to embed on a CPU.) Not a test: it passes or fails n
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import tempfile
@@ -24,6 +26,7 @@ from pathlib import Path
 import psutil
 
 import ragkit
+from ingest.report import IngestReport
 from tests import hostile
 
 _PARSED = re.compile(r"parsed (.+) in ([0-9.]+) s")
@@ -79,6 +82,20 @@ def _cause(error: str, path: str) -> str:
     return cause[:90]
 
 
+def _write_outcomes(file: Path, folder: Path, paths: list[Path], report: IngestReport) -> None:
+    """One line per file, by name: ingested, skipped or failed with its cause (the file name left out)."""
+    outcome = {Path(p).name: {"outcome": "ingested"} for p in paths}
+    for entry in report.documents_skipped:
+        outcome[Path(entry["path"]).name] = {"outcome": "skipped", "reason": entry["reason"]}
+    for entry in report.documents_failed:
+        outcome[Path(entry["path"]).name] = {
+            "outcome": "failed",
+            "cause": _cause(entry["error"], entry["path"]),
+        }
+    with file.open("w", encoding="utf-8") as out:
+        out.writelines(json.dumps({"file": name, **outcome[name]}) + "\n" for name in sorted(outcome))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="mutated files (the built cases come on top)")
@@ -87,6 +104,7 @@ def main() -> None:
     parser.add_argument("--parse-timeout", type=float, default=30.0)
     parser.add_argument("--full-size", action="store_true", help="add a 1.5 GiB docx bomb, a 20,000-page PDF")
     parser.add_argument("--keep", type=Path, help="write the files here instead of a temporary folder")
+    parser.add_argument("--outcomes", type=Path, help="write each file's outcome here, as JSON lines")
     args = parser.parse_args()
 
     times = _ParseTimes()
@@ -114,6 +132,8 @@ def main() -> None:
             report = kit.ingest([folder], workers=args.workers, parse_timeout=args.parse_timeout)
         elapsed = time.perf_counter() - started
 
+    if args.outcomes:
+        _write_outcomes(args.outcomes, folder, paths, report)
     causes = Counter(_cause(entry["error"], entry["path"]) for entry in report.documents_failed)
     slowest = sorted(times.seconds.items(), key=lambda item: -item[1])[:5]
     unaccounted = report.documents_seen - (
