@@ -2,12 +2,14 @@
 
 ragkit's HNSW constants (`ragkit/store/schema.py`: HNSW_M, HNSW_EF_CONSTRUCT, HNSW_EF) are chosen with
 this sweep: for each (m, ef_construct) both vector sets are written into an Edge collection through
-ragkit's `Store` and indexed; for each hnsw_ef every query is searched through the index and exactly
-(`exact=True`), and recall@10 is the share of the exact top 10 that the index found. The vector sets are
-real embeddings (paragraphs of the PostgreSQL manual, packaged MiniLM; embedded once, then cached) and
-the clustered synthetic set of bench/store.py. Each collection is one segment, indexed and searched
-through its graph whatever its size (`every_segment_indexed`); at these sizes Edge would otherwise scan
-exactly and every setting would score 1.0.
+ragkit's `Store` and indexed; for each hnsw_ef every query is searched through the index, and recall@10
+is the share of the exact top 10 (computed in float64 with NumPy) that the index found. With
+`--quantize int8` the collections keep an int8 copy of the vectors and search it with rescoring, as
+`ragkit ingest --quantize int8` builds them; recall is still counted against the float64 top 10.
+The vector sets are real embeddings (paragraphs of the PostgreSQL manual, packaged MiniLM; embedded once,
+then cached) and the clustered synthetic set of bench/store.py. Each collection is one segment, indexed
+and searched through its graph whatever its size (`every_segment_indexed`); at these sizes Edge would
+otherwise scan exactly and every setting would score 1.0.
 
 The pick is the cheapest setting that reaches the target recall on every set: the least build time
 (summed over the sets), then the least hnsw_ef. Build time comes first because it is what differs: every
@@ -18,6 +20,7 @@ it grows and ragkit's collections are larger than the sweep's; bench/store.py re
 
     python -m bench.hnsw                     # 13,000 real paragraphs + 15,000 synthetic points
     python -m bench.hnsw --real 5000 --synthetic 5000 --grid 16:100
+    python -m bench.hnsw --grid 16:64 --quantize int8   # recall of ragkit's setting, quantized
 """
 
 from __future__ import annotations
@@ -75,25 +78,31 @@ def every_segment_indexed() -> Iterator[None]:
         qdrant_edge.EdgeConfig, edge.FULL_SCAN_THRESHOLD_KB = config, threshold
 
 
+def exact_top(data: vectors.VectorSet, ids: list[str]) -> list[set[str]]:
+    """Each query's true top 10 by cosine, computed in float64 outside the engine, so that neither the
+    graph nor a quantized copy of the vectors can shape the answer it is checked against."""
+    scores = data.query_vectors.astype(np.float64) @ data.vectors.astype(np.float64).T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+    return [{ids[i] for i in row} for row in top]
+
+
 def measure(
-    data: vectors.VectorSet, folder: Path, m: int, ef_construct: int, efs: list[int]
+    data: vectors.VectorSet, folder: Path, m: int, ef_construct: int, efs: list[int], quantize: str | None
 ) -> tuple[float, dict[int, tuple[float, float]]]:
     """Build seconds, and (recall@10, p50 ms) per hnsw_ef, of one (m, ef_construct) on one vector set."""
-    from ragkit.store import Point, Store, point_id
+    from ragkit.store import CollectionOptions, Point, Store, point_id
 
+    ids = [point_id("sweep", i, text) for i, text in enumerate(data.texts)]
+    exact = exact_top(data, ids)
     with every_segment_indexed(), hnsw(m, ef_construct, efs[0]), Store.open(path=folder) as store:
-        store.ensure_collection("sweep", dim=data.vectors.shape[1], model="sweep")
+        store.ensure_collection(
+            "sweep", dim=data.vectors.shape[1], model="sweep", options=CollectionOptions(quantize=quantize)
+        )
         store.upsert(
             "sweep",
-            (
-                Point(point_id("sweep", i, text), data.vectors[i], {"text": text})
-                for i, text in enumerate(data.texts)
-            ),
+            (Point(ids[i], data.vectors[i], {"text": text}) for i, text in enumerate(data.texts)),
         )
         built = store.build_index("sweep")
-        exact = [
-            {h.id for h in store.search("sweep", q, top_k=TOP_K, exact=True)} for q in data.query_vectors
-        ]
         out = {}
         for ef in efs:
             with hnsw(m, ef_construct, ef):
@@ -118,6 +127,9 @@ def main() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=DEFAULT_EF, help="hnsw_ef values")
     parser.add_argument("--target", type=float, default=TARGET, help="recall@10 every set must reach")
     parser.add_argument("--corpus", type=Path, default=vectors.POSTGRES_DOCS)
+    parser.add_argument(
+        "--quantize", choices=["int8"], help="sweep quantized collections (searched with rescoring)"
+    )
     args = parser.parse_args()
 
     sets = []
@@ -136,7 +148,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for m, ef_construct in grid:
             results[(m, ef_construct)] = [
-                measure(data, Path(scratch) / f"{m}-{ef_construct}-{i}", m, ef_construct, args.ef)
+                measure(
+                    data, Path(scratch) / f"{m}-{ef_construct}-{i}", m, ef_construct, args.ef, args.quantize
+                )
                 for i, data in enumerate(sets)
             ]
             print(f"  m={m} ef_construct={ef_construct}: measured", flush=True)

@@ -1,18 +1,21 @@
-"""Bytes per section on Qdrant's own engine, extrapolated to a million sections (README "Scale out").
+"""Bytes per section in ragkit's store on Qdrant's own engine, extrapolated to a million sections (README
+"Scale out").
 
-Builds real Qdrant Edge shards (the engine ragkit embeds; a Qdrant server runs the same segment code per
-shard) holding 1024-d vectors and ragkit section payloads (`section_payload`, 2-8 KB of prose each,
-keyword indexes on doc_id and source as on a server), in two layouts:
+Builds real collections through ragkit's `Store` on Qdrant Edge (the engine ragkit embeds; a Qdrant server
+runs the same segment code per shard), so each holds what ragkit writes: a 1024-d dense vector, the BM25
+sparse vector of the section's breadcrumb and text (IDF applied by the engine), ragkit section payloads
+(`section_payload`, 2-8 KB of prose each) and the keyword indexes on doc_id and source. Two layouts:
 
-- float32: the original vectors in RAM (page-cached), HNSW index;
-- int8+rescore: an int8 scalar-quantized copy pinned in RAM, the float32 originals on disk for
-  rescoring the candidates, HNSW index.
+- float32: the dense vectors in RAM, HNSW index;
+- int8+rescore (`--quantize int8`): an int8 scalar-quantized copy in RAM, the float32 originals on disk
+  for rescoring the candidates, HNSW index.
 
-Each layout is built at two sizes and optimized (HNSW built); the difference between the two, divided by
-the difference in points, is the marginal cost of one point, so fixed costs (write-ahead-log chunks,
-preallocated pages) drop out. Disk is allocated bytes (st_blocks), split by component. Memory is measured
-twice: the resident-set growth of a fresh process that opens the shard and runs HNSW queries, and a
-computed figure, the bytes of the components the layout keeps in RAM. Prints tables; asserts nothing.
+Each layout is built at two sizes and its index built (`every_segment_indexed`, so that both sizes have
+their graph); the difference between the two, divided by the difference in points, is the marginal cost
+of one point, so fixed costs (write-ahead-log chunks, preallocated pages) drop out. Disk is allocated bytes
+(st_blocks), split by component. Memory is measured twice: the resident-set growth of a fresh process that
+opens the store and runs dense and hybrid searches, and a computed figure, the bytes of the components the
+layout keeps in RAM. Prints tables; asserts nothing.
 
     python -m bench.sizing                  # 5k and 20k points per layout, a few minutes on 2 cores
     python -m bench.sizing --points 80000   # steadier slopes, longer
@@ -36,12 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.hnsw import every_segment_indexed
+from ingest.sections import embedded_text
+from ragkit.store import CollectionOptions, Point, Store, point_id
 from ragkit.store.payload import section_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 PROSE = [ROOT / "README.md", *sorted((ROOT / "samples").iterdir())]
-VECTOR = "dense"
-INDEXED_FIELDS = ("doc_id", "source")
+COLLECTION = "sizing"
 BATCH = 256
 QUERIES = 200
 # Qdrant's rough rule for vectors kept in RAM: vectors x dimension x 4 bytes x 1.5, the 50% for indexes,
@@ -49,12 +54,15 @@ QUERIES = 200
 QDRANT_FACTOR = 1.5
 MILLION = 1_000_000
 GIB = 2**30
-COMPONENTS = ("vectors", "quantized", "hnsw", "payload", "payload_index", "id_tracker", "other")
+COMPONENTS = (
+    "vectors", "quantized", "hnsw", "bm25", "bm25_index", "payload", "payload_index", "id_tracker", "other",
+)  # fmt: skip
 # What each layout keeps resident; everything else is read from disk through the page cache on demand.
 IN_RAM = {
-    "float32": {"vectors", "hnsw", "payload_index", "id_tracker"},
-    "int8+rescore": {"quantized", "hnsw", "payload_index", "id_tracker"},
+    "float32": {"vectors", "hnsw", "bm25_index", "payload_index", "id_tracker"},
+    "int8+rescore": {"quantized", "hnsw", "bm25_index", "payload_index", "id_tracker"},
 }
+QUANTIZE = {"float32": None, "int8+rescore": "int8"}
 
 
 @dataclass(frozen=True)
@@ -66,35 +74,9 @@ class Build:
     disk: dict[str, int]
     wal: int
     seconds: float
-    rss: dict[str, int]
-    query_ms: float
-
-
-def edge_config(layout: str, dim: int):
-    from qdrant_edge import (
-        Distance,
-        EdgeConfig,
-        EdgeOptimizersConfig,
-        EdgeVectorParams,
-        Memory,
-        ScalarQuantizationConfig,
-        ScalarType,
-    )
-
-    if layout == "float32":
-        params = EdgeVectorParams(size=dim, distance=Distance.Cosine, memory=Memory.Cached)
-    else:
-        params = EdgeVectorParams(
-            size=dim,
-            distance=Distance.Cosine,
-            memory=Memory.Cold,
-            quantization_config=ScalarQuantizationConfig(
-                type=ScalarType.Int8, quantile=0.99, memory=Memory.Pinned
-            ),
-        )
-    # Index from the first kilobyte, so that both sizes of a layout are measured with their HNSW graph.
-    optimizers = EdgeOptimizersConfig(indexing_threshold=1)
-    return EdgeConfig(vectors={VECTOR: params}, payload_memory=Memory.Cold, optimizers=optimizers)
+    rss_open: dict[str, int]  # resident growth once the store is open
+    rss: dict[str, int]  # resident growth after the searches
+    query_ms: dict[str, float]  # median search time per mode
 
 
 def prose() -> str:
@@ -144,6 +126,10 @@ def component(relative: Path) -> str:
     if parts[0] != "segments":
         return "other"
     where, name = "/".join(parts[2:-1]), parts[-1]
+    if where.startswith("vector_storage-bm25"):
+        return "bm25"
+    if where.startswith("vector_index-bm25"):
+        return "bm25_index"
     if where.startswith("vector_storage"):
         return "quantized" if name.startswith("quantized") else "vectors"
     if where.startswith("vector_index"):
@@ -172,31 +158,32 @@ def allocated(shard: Path) -> tuple[dict[str, int], int]:
     return {name: sizes[name] for name in COMPONENTS}, wal
 
 
-def build(shard: Path, layout: str, points: int, dim: int, text_bytes: tuple[int, int]) -> float:
-    """Seconds to upsert the points and optimize the shard (HNSW and quantization built)."""
-    from qdrant_edge import EdgeShard, PayloadSchemaType, Point, UpdateOperation
-
+def build(folder: Path, layout: str, points: int, dim: int, text_bytes: tuple[int, int]) -> float:
+    """Seconds to write the points through ragkit's Store and build the index (HNSW, quantization)."""
     rng = np.random.default_rng(7)
     start = time.perf_counter()
-    edge = EdgeShard.create(str(shard), edge_config(layout, dim))
-    for name in INDEXED_FIELDS:
-        edge.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
-    source = payloads(points, text_bytes, seed=11)
-    for first in range(0, points, BATCH):
-        count = min(BATCH, points - first)
-        vectors = unit_vectors(rng, count, dim)
-        batch = [
-            Point(str(uuid.UUID(int=first + i)), {VECTOR: vectors[i].tolist()}, next(source))
-            for i in range(count)
-        ]
-        edge.update(UpdateOperation.upsert_points(batch))
-    edge.flush()
-    edge.optimize()
-    info = edge.info()
-    edge.close()
-    if info.points_count != points or info.indexed_vectors_count < points:
-        raise RuntimeError(f"{shard}: {info.points_count} points, {info.indexed_vectors_count} indexed")
+    with every_segment_indexed(), Store.open(path=folder) as store:
+        options = CollectionOptions(quantize=QUANTIZE[layout])
+        store.ensure_collection(COLLECTION, dim=dim, model="sizing", options=options)
+        source = payloads(points, text_bytes, seed=11)
+        for first in range(0, points, BATCH):
+            vectors = unit_vectors(rng, min(BATCH, points - first), dim)
+            batch = []
+            for vector in vectors:
+                payload = next(source)
+                text = embedded_text(payload["breadcrumb"], payload["text"])
+                batch.append(
+                    Point(point_id(payload["doc_id"], payload["section_index"], text), vector, payload, text)
+                )
+            store.upsert(COLLECTION, batch)
+        store.build_index(COLLECTION)
+        if (count := store.count(COLLECTION)) != points:
+            raise RuntimeError(f"{folder}: {count} points written, not {points}")
     return time.perf_counter() - start
+
+
+def shard_of(folder: Path) -> Path:
+    return folder / "collections" / COLLECTION / "shard"
 
 
 def resident(shard: Path) -> dict[str, int]:
@@ -215,33 +202,39 @@ def resident(shard: Path) -> dict[str, int]:
     return dict(sizes)
 
 
-def measure_memory(shard: str, dim: int, queue: multiprocessing.Queue) -> None:
-    """In a fresh process: resident bytes after opening the shard and running HNSW queries, less before."""
-    from qdrant_edge import EdgeShard, QuantizationSearchParams, Query, QueryRequest, SearchParams
+def measure_memory(folder: str, dim: int, queue: multiprocessing.Queue) -> None:
+    """In a fresh process: resident bytes once the store is open, and after searching it, less before."""
+    shard = shard_of(Path(folder).resolve())
+    rng = np.random.default_rng(99)
+    queries = unit_vectors(rng, QUERIES, dim)
+    words = prose().split()
+    texts = [" ".join(rng.choice(words, size=6)) for _ in range(QUERIES)]
+    before = resident(shard)
+    timings: dict[str, list[float]] = {"dense": [], "hybrid": []}
+    with Store.open(path=folder) as store:
+        store.count(COLLECTION)  # loads the shard: collections open on first use
+        opened = resident(shard)
+        for vector, text in zip(queries, texts, strict=True):
+            for mode, seconds in timings.items():
+                start = time.perf_counter()
+                store.search(COLLECTION, vector, top_k=10, mode=mode, text=text)
+                seconds.append(time.perf_counter() - start)
+        searched = resident(shard)
 
-    folder = Path(shard).resolve()
-    queries = unit_vectors(np.random.default_rng(99), QUERIES, dim)
-    params = SearchParams(hnsw_ef=128, quantization=QuantizationSearchParams(rescore=True, oversampling=2.0))
-    before = resident(folder)
-    edge = EdgeShard.load(shard)
-    opened = resident(folder)
-    timings = []
-    for query in queries:
-        start = time.perf_counter()
-        edge.query(QueryRequest(limit=10, query=Query.Nearest(query.tolist(), using=VECTOR), params=params))
-        timings.append(time.perf_counter() - start)
-    after = resident(folder)
-    edge.close()
-    grown = {name: after.get(name, 0) - before.get(name, 0) for name in (*COMPONENTS, "wal", "anonymous")}
-    grown["anonymous at open"] = opened.get("anonymous", 0) - before.get("anonymous", 0)
-    queue.put((grown, statistics.median(timings) * 1000))
+    def growth(now: dict[str, int]) -> dict[str, int]:
+        return {name: now.get(name, 0) - before.get(name, 0) for name in (*COMPONENTS, "wal", "anonymous")}
+
+    queue.put(
+        (growth(opened), growth(searched), {mode: statistics.median(t) * 1000 for mode, t in timings.items()})
+    )
 
 
-def resident_memory(shard: Path, dim: int) -> tuple[dict[str, int], float]:
-    """Resident growth by component and the median query time, measured in a fresh process."""
+def resident_memory(folder: Path, dim: int) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
+    """Resident growth by component, opened and searched, and the median search time per mode, measured
+    in a fresh process."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure_memory, args=(str(shard), dim, queue))
+    process = context.Process(target=measure_memory, args=(str(folder), dim, queue))
     process.start()
     result = queue.get(timeout=600)
     process.join()
@@ -249,13 +242,13 @@ def resident_memory(shard: Path, dim: int) -> tuple[dict[str, int], float]:
 
 
 def run(layout: str, points: int, dim: int, text_bytes: tuple[int, int], work: Path) -> Build:
-    shard = work / f"{layout}-{points}"
-    shutil.rmtree(shard, ignore_errors=True)
-    seconds = build(shard, layout, points, dim, text_bytes)
-    disk, wal = allocated(shard)
-    memory, query_ms = resident_memory(shard, dim)
-    shutil.rmtree(shard)
-    return Build(layout, points, disk, wal, seconds, memory, query_ms)
+    folder = work / f"{layout}-{points}"
+    shutil.rmtree(folder, ignore_errors=True)
+    seconds = build(folder, layout, points, dim, text_bytes)
+    disk, wal = allocated(shard_of(folder))
+    opened, searched, query_ms = resident_memory(folder, dim)
+    shutil.rmtree(folder)
+    return Build(layout, points, disk, wal, seconds, opened, searched, query_ms)
 
 
 def slope(small: float, large: float, points: tuple[int, int]) -> float:
@@ -274,12 +267,15 @@ def report(builds: dict[str, tuple[Build, Build]], dim: int, payload_json: float
     def per_point(a: dict[str, int], b: dict[str, int], names: Iterable[str]) -> dict[str, float]:
         return {name: slope(a.get(name, 0), b.get(name, 0), sizes) for name in names}
 
-    print(f"\nQdrant Edge shards, {dim}-d cosine, {sizes[0]:,} and {sizes[1]:,} points per layout")
+    print(
+        f"\nragkit collections on Qdrant Edge, {dim}-d cosine + BM25, {sizes[0]:,} and {sizes[1]:,} points per layout"
+    )
     print(f"section text {text:,.0f} B and payload JSON {payload_json:,.0f} B per point (mean)")
     resident_parts = ("anonymous", *COMPONENTS)
     for title, parts, field in (
         ("allocated disk", COMPONENTS, "disk"),
-        ("resident memory after opening and querying (fresh process)", resident_parts, "rss"),
+        ("resident memory once opened (fresh process)", resident_parts, "rss_open"),
+        (f"resident memory after {QUERIES} dense and {QUERIES} hybrid searches", resident_parts, "rss"),
     ):
         print(f"\n{title}, bytes per point, by component:")
         print(f"{'layout':<14}" + "".join(f"{name:>14}" for name in parts) + f"{'total':>10}")
@@ -287,37 +283,39 @@ def report(builds: dict[str, tuple[Build, Build]], dim: int, payload_json: float
             row = per_point(getattr(a, field), getattr(b, field), parts)
             cells = "".join(f"{row[name]:>14,.0f}" for name in parts)
             print(f"{layout:<14}{cells}{sum(row.values()):>10,.0f}")
-    for layout, (a, b) in builds.items():
-        print(
-            f"{layout}: anonymous growth per point {per_point(a.rss, b.rss, ['anonymous at open'])['anonymous at open']:,.0f} B once opened, before any query"
-        )
     print(
         f"(not per point: the write-ahead log, {large.wal / 2**20:,.0f} MiB on disk at {large.points:,} "
         f"points, {large.rss['wal'] / 2**20:,.0f} MiB of it resident)"
     )
 
     print("\nper point (bytes) and per million sections (GiB), one replica:")
+    columns = ("disk", "RAM computed", "RAM opened", "RAM searched")
     print(
-        f"{'layout':<14}{'disk':>9}{'RAM computed':>14}{'RAM measured':>14}"
-        f"{'disk/1M':>10}{'RAM computed/1M':>17}{'RAM measured/1M':>17}{'build s':>9}{'query ms':>10}"
-    )
+        f"{'layout':<14}" + "".join(f"{c:>14}" for c in columns) + "".join(f"{c + '/1M':>17}" for c in columns)
+        + f"{'build s':>9}{'dense ms':>10}{'hybrid ms':>10}"
+    )  # fmt: skip
     for layout, (a, b) in builds.items():
-        disk = sum(per_point(a.disk, b.disk, COMPONENTS).values())
-        ram = sum(per_point(a.disk, b.disk, IN_RAM[layout]).values())
-        rss = sum(per_point(a.rss, b.rss, resident_parts).values())
-        print(
-            f"{layout:<14}{disk:>9,.0f}{ram:>14,.0f}{rss:>14,.0f}{gib(disk):>10}{gib(ram):>17}{gib(rss):>17}"
-            f"{b.seconds:>9.1f}{b.query_ms:>10.2f}"
+        figures = (
+            sum(per_point(a.disk, b.disk, COMPONENTS).values()),
+            sum(per_point(a.disk, b.disk, IN_RAM[layout]).values()),
+            sum(per_point(a.rss_open, b.rss_open, resident_parts).values()),
+            sum(per_point(a.rss, b.rss, resident_parts).values()),
         )
+        print(
+            f"{layout:<14}" + "".join(f"{f:>14,.0f}" for f in figures) + "".join(f"{gib(f):>17}" for f in figures)
+            + f"{b.seconds:>9.1f}{b.query_ms['dense']:>10.2f}{b.query_ms['hybrid']:>10.2f}"
+        )  # fmt: skip
     formula = dim * 4 * QDRANT_FACTOR
     print(
-        f"{'Qdrant rule':<14}{'':>9}{formula:>14,.0f}{'':>14}{'':>10}{gib(formula):>17}"
+        f"{'Qdrant rule':<14}{'':>14}{formula:>14,.0f}{'':>28}{'':>17}{gib(formula):>17}"
         f"   = {dim} x 4 B x {QDRANT_FACTOR} (qdrant.tech/documentation/capacity-planning)"
     )
     print(
         "\nRAM computed: the disk bytes of what the layout keeps in RAM "
         + "; ".join(f"{layout}: {', '.join(sorted(parts))}" for layout, parts in IN_RAM.items())
-        + ".\nRAM measured: resident growth over 200 HNSW queries (hnsw_ef 128, rescoring, oversampling 2)."
+        + ".\nRAM opened / searched: resident growth of a fresh process once the store is open, and after "
+        + f"{QUERIES} dense and {QUERIES} hybrid searches (top 10 with payloads; HNSW and quantization as"
+        + " ragkit sets them). Pages the kernel maps around each payload read count as resident."
         + "\nA cluster holds replication_factor copies of every shard: multiply by 2 for --replicas 2."
     )
 

@@ -88,7 +88,8 @@ class ServerEngine(Engine):
         self._client.create_collection(
             name,
             vectors_config={
-                # Quantized: the int8 copy in RAM, the float32 originals on disk for rescoring.
+                # Quantized: the int8 copy in RAM, the float32 originals on disk for rescoring. Stated with
+                # on_disk / always_ram, which every server takes; the `memory` tiers need Qdrant 1.19.
                 names.DENSE: models.VectorParams(
                     size=schema.dim,
                     distance=models.Distance.COSINE,
