@@ -9,12 +9,20 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from bench.eval_datasets import git_set, markdown, perl_set, postgres_set, python_set, write_beir
+from bench.eval_datasets import (
+    RetrievalSet,
+    git_set,
+    markdown,
+    perl_set,
+    postgres_set,
+    python_set,
+    write_beir,
+)
 from ingest.document import CODE, HEADING, TEXT
 from ragkit.encoder.checkpoint import load_tokenizer
 from ragkit.encoder.tokens import TokenCounter
 from ragkit.evaluation import load_beir
-from ragkit.evaluation.dataset import Document
+from ragkit.evaluation.dataset import Dataset, Document
 from ragkit.evaluation.markdown import parsed_document
 
 
@@ -53,6 +61,19 @@ def write(folder: Path, files: dict[str, str]) -> Path:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(html, encoding="utf-8")
     return folder
+
+
+def as_beir(built: RetrievalSet, folder: Path) -> Dataset:
+    """The set written as a BEIR folder and read back the way `ragkit eval` reads it."""
+    write_beir(built, folder)
+    return load_beir(folder)
+
+
+def assert_same_files(rebuilt: RetrievalSet, first: Path, again: Path) -> None:
+    """A second build from the same pages writes the same bytes."""
+    write_beir(rebuilt, again)
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        assert (again / name).read_bytes() == (first / name).read_bytes()
 
 
 def test_a_page_becomes_markdown_that_ragkit_reads_as_headings_paragraphs_and_code():
@@ -108,8 +129,7 @@ def test_postgres_queries_are_purpose_lines_and_glossary_definitions_removed_fro
         },
     )
     built = postgres_set(html, count_tokens)
-    write_beir(built, tmp_path / "set")
-    dataset = load_beir(tmp_path / "set")
+    dataset = as_beir(built, tmp_path / "set")
 
     assert dataset.queries == {
         "glossary-table": "A collection of tuples having a common data structure.",
@@ -138,9 +158,7 @@ def test_postgres_queries_are_purpose_lines_and_glossary_definitions_removed_fro
     assert create.text.startswith("## CREATE TABLE\n\n## Description\n\ndescription description")
     assert "define a new table" not in create.text and "Prev" not in create.text
 
-    write_beir(postgres_set(html, count_tokens), tmp_path / "again")
-    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
-        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "set" / name).read_bytes()
+    assert_same_files(postgres_set(html, count_tokens), tmp_path / "set", tmp_path / "again")
 
 
 def test_python_queries_are_module_synopses_and_the_heading_loses_its_description(tmp_path, count_tokens):
@@ -173,8 +191,7 @@ def test_python_queries_are_module_synopses_and_the_heading_loses_its_descriptio
         },
     )
     built = python_set(html, count_tokens)
-    write_beir(built, tmp_path / "set")
-    dataset = load_beir(tmp_path / "set")
+    dataset = as_beir(built, tmp_path / "set")
 
     # csv's synopsis repeats its heading's description, which is gone from the page; glob's is too short.
     assert dataset.queries == {
@@ -223,8 +240,7 @@ def test_git_queries_are_manual_page_summaries_and_the_name_section_leaves_the_p
     )
     (html / "index.html").symlink_to("git.html")
     built = git_set(html, count_tokens)
-    write_beir(built, tmp_path / "set")
-    dataset = load_beir(tmp_path / "set")
+    dataset = as_beir(built, tmp_path / "set")
 
     # git-mv keeps its summary in its own text and git-gc's is too short: both are judged by nothing.
     assert dataset.queries == {
@@ -250,9 +266,7 @@ def test_git_queries_are_manual_page_summaries_and_the_name_section_leaves_the_p
     assert "NAME" not in add.text and "Add file contents" not in add.text
     assert "Last updated" not in add.text
 
-    write_beir(git_set(html, count_tokens), tmp_path / "again")
-    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
-        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "set" / name).read_bytes()
+    assert_same_files(git_set(html, count_tokens), tmp_path / "set", tmp_path / "again")
 
 
 def test_perl_queries_are_module_summaries_from_pod_and_the_name_section_leaves_the_page(
@@ -286,8 +300,7 @@ def test_perl_queries_are_module_summaries_from_pod_and_the_name_section_leaves_
     )
     write(arch, {"List/Util.pm": pod("List::Util", "the architecture's copy, never read", *usual)})
     built = perl_set([core, arch], count_tokens)
-    write_beir(built, tmp_path / "set")
-    dataset = load_beir(tmp_path / "set")
+    dataset = as_beir(built, tmp_path / "set")
 
     # Carp keeps its summary in its own text and Env's is too short: both are judged by nothing.
     assert dataset.queries == {
@@ -307,6 +320,4 @@ def test_perl_queries_are_module_summaries_from_pod_and_the_name_section_leaves_
     assert "NAME" not in util.text and "general-utility" not in util.text
     assert "architecture" not in util.text
 
-    write_beir(perl_set([core, arch], count_tokens), tmp_path / "again")
-    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
-        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "set" / name).read_bytes()
+    assert_same_files(perl_set([core, arch], count_tokens), tmp_path / "set", tmp_path / "again")
