@@ -106,6 +106,7 @@ _FURNITURE = {
 _ADMONITIONS = {"note", "tip", "warning", "caution", "important"}
 _SPACE = re.compile(r"\s+")
 _FENCE = "```"
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*\?>")
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,8 @@ def _pod2html(file: Path, cache: Path) -> BeautifulSoup | None:
         capture_output=True,
         check=True,
     )
-    soup = BeautifulSoup(result.stdout, "lxml")
+    # pod2html writes XHTML; without its XML declaration it reads as the HTML it also is.
+    soup = BeautifulSoup(_XML_DECLARATION.sub(b"", result.stdout, count=1), "lxml")
     return soup if soup.body is not None and soup.body.get_text(strip=True) else None
 
 
