@@ -37,7 +37,9 @@ class IngestReport:
         return not self.documents_failed
 
     def fail(self, path: Path, error: str) -> None:
-        self.documents_failed.append({"path": str(path), "error": error})
+        """Record a failure whose error names the document once: most errors name it already."""
+        named = error if error.startswith(f"{path}: ") else f"{path}: {error}"
+        self.documents_failed.append({"path": str(path), "error": named})
 
     def skip(self, path: Path, reason: str) -> None:
         self.documents_skipped.append({"path": str(path), "reason": reason})

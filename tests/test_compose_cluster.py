@@ -224,7 +224,7 @@ def test_ragkit_services_run_one_image_built_with_the_ray_extra(services: dict[s
     dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^ARG RAGKIT_EXTRAS=", dockerfile, flags=re.M)
     assert 'pip install ".[${RAGKIT_EXTRAS}]"' in dockerfile
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     defined = pyproject["project"]["optional-dependencies"]
     missing = [extra for extra in chosen.split(",") if extra not in defined]

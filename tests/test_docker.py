@@ -143,7 +143,7 @@ def test_the_image_runs_the_server_with_the_cli_it_installs(dockerfile: str) -> 
     # The extras are a build argument (compose.cluster.yaml adds ray); the default builds the API image.
     assert 'pip install ".[${RAGKIT_EXTRAS}]"' in dockerfile
     [extra] = re.findall(r"^ARG RAGKIT_EXTRAS=(\w+)$", dockerfile, flags=re.M)
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     extras = pyproject["project"]["optional-dependencies"]
     assert extra in extras, f"the Dockerfile installs ragkit[{extra}], which pyproject.toml does not define"

@@ -142,6 +142,17 @@ def test_bad_documents_are_reported_and_the_job_goes_on(tmp_path):
     assert len(written["documents_failed"]) == 3
 
 
+def test_every_failure_in_the_report_names_its_document_once(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "fake.pdf").write_bytes(b"not a pdf")  # the parser's error names the file itself
+    gone = tmp_path / "gone.md"  # discovery's does not
+    report = ingest(tmp_path / "store", corpus, gone)
+    errors = {Path(f["path"]).name: f["error"] for f in report.documents_failed}
+    assert errors["gone.md"] == f"{gone}: no such file or directory"
+    fake = str(corpus / "fake.pdf")
+    assert errors["fake.pdf"].startswith(f"{fake}: ") and errors["fake.pdf"].count(fake) == 1
+
+
 def test_cli_exit_codes_and_report(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus")
     args = ["ingest", str(corpus), "--collection", "c", "--store", str(tmp_path / "s"), "--model", "minilm"]

@@ -86,10 +86,5 @@ def _run(args: argparse.Namespace) -> int:
         )
     print(report.summary())
     for failure in report.documents_failed:
-        print(f"failed: {_naming_the_path(failure['path'], failure['error'])}", file=sys.stderr)
+        print(f"failed: {failure['error']}", file=sys.stderr)
     return 0 if report.ok else 1
-
-
-def _naming_the_path(path: str, error: str) -> str:
-    """The error once, with its path: most errors name the document they are about already."""
-    return error if error.startswith(path) else f"{path}: {error}"
