@@ -160,26 +160,26 @@ def allocated(shard: Path) -> tuple[dict[str, int], int]:
 
 def build(folder: Path, layout: str, points: int, dim: int, text_bytes: tuple[int, int]) -> float:
     """Seconds to write the points through ragkit's Store and build the index (HNSW, quantization)."""
-    rng = np.random.default_rng(7)
     start = time.perf_counter()
     with every_segment_indexed(), Store.open(path=folder) as store:
         options = CollectionOptions(quantize=QUANTIZE[layout])
         store.ensure_collection(COLLECTION, dim=dim, model="sizing", options=options)
-        source = payloads(points, text_bytes, seed=11)
-        for first in range(0, points, BATCH):
-            vectors = unit_vectors(rng, min(BATCH, points - first), dim)
-            batch = []
-            for vector in vectors:
-                payload = next(source)
-                text = embedded_text(payload["breadcrumb"], payload["text"])
-                batch.append(
-                    Point(point_id(payload["doc_id"], payload["section_index"], text), vector, payload, text)
-                )
-            store.upsert(COLLECTION, batch)
+        store.upsert(COLLECTION, sections(points, dim, text_bytes))
         store.build_index(COLLECTION)
         if (count := store.count(COLLECTION)) != points:
             raise RuntimeError(f"{folder}: {count} points written, not {points}")
     return time.perf_counter() - start
+
+
+def sections(points: int, dim: int, text_bytes: tuple[int, int]) -> Iterator[Point]:
+    """ragkit section points, as ingestion makes them: BM25 of breadcrumb and text, ids from both."""
+    rng = np.random.default_rng(7)
+    source = payloads(points, text_bytes, seed=11)
+    for first in range(0, points, BATCH):  # vectors drawn a batch at a time, not all held at once
+        for vector in unit_vectors(rng, min(BATCH, points - first), dim):
+            payload = next(source)
+            text = embedded_text(payload["breadcrumb"], payload["text"])
+            yield Point(point_id(payload["doc_id"], payload["section_index"], text), vector, payload, text)
 
 
 def shard_of(folder: Path) -> Path:
