@@ -272,7 +272,7 @@ def tmpfs(folder: Path, size_mb: int) -> Iterator[Path]:
         text=True,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+        pytest.skip(reason=f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
         yield folder
     finally:
