@@ -169,8 +169,8 @@ class EdgeEngine(Engine):
         """Apply a write and flush it, so a write that returned is on disk, not only in the WAL.
 
         The WAL alone already outlives a killed process (an upsert followed by SIGKILL, unflushed, reloads
-        whole); the flush writes the shard's pending changes to disk as well, at 6-24 ms per 256-point batch, about 40 % of an
-        upsert's time (README, "Engines")."""
+        whole); the flush writes the shard's pending changes to disk as well, at 6-24 ms per 256-point
+        batch, about 40 % of an upsert's time (README, "Engines")."""
         shard = self._shard(name)
         shard.update(operation)
         shard.flush()
