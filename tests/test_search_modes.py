@@ -208,9 +208,35 @@ def test_an_int8_quantized_collection_searches_with_rescoring(engine: str, tmp_p
             assert [h.score for h in quantized[:3]] == pytest.approx([h.score for h in exact[:3]], abs=1e-5)
 
 
-def test_an_embedded_cluster_option_is_refused_with_the_reason(tmp_path: Path):
-    with Store.open(path=tmp_path) as store, pytest.raises(Exception, match="settings of a Qdrant cluster"):
-        store.ensure_collection("docs", dim=8, model="m", options=CollectionOptions(shards=3))
+def test_an_embedded_cluster_option_is_refused_with_the_reason_new_collection_or_not(tmp_path: Path):
+    with Store.open(path=tmp_path) as store:
+        with pytest.raises(InputError, match="settings of a Qdrant cluster"):
+            store.ensure_collection("docs", dim=8, model="m", options=CollectionOptions(shards=3))
+        assert store.collections() == []
+        store.ensure_collection("docs", dim=8, model="m")
+        with pytest.raises(InputError, match="settings of a Qdrant cluster"):
+            store.ensure_collection("docs", dim=8, model="m", options=CollectionOptions(replicas=2))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_unusable_bm25_language_is_refused_before_the_collection_exists(engine: str, tmp_path: Path):
+    klingon = CollectionOptions(bm25=Bm25Settings(language="klingon"))
+    with ENGINES[engine](tmp_path / "db") as store:
+        with pytest.raises(InputError, match="collection 'docs': BM25 settings .* unsupported language"):
+            store.ensure_collection("docs", dim=8, model="m", options=klingon)
+        assert store.collections() == []  # nothing recorded that every later write would trip over
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_quantization_asked_of_an_existing_collection_must_match_it(engine: str, tmp_path: Path):
+    with ENGINES[engine](tmp_path / "db") as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        with pytest.raises(InputError, match="built with quantize=None, not int8"):
+            store.ensure_collection("docs", dim=8, model="m", options=CollectionOptions(quantize="int8"))
+        store.ensure_collection("int8", dim=8, model="m", options=CollectionOptions(quantize="int8"))
+        store.ensure_collection("int8", dim=8, model="m", options=CollectionOptions(quantize="int8"))
+        store.ensure_collection("int8", dim=8, model="m")  # not asked: nothing to check
+        assert store.schema("int8").quantize == "int8"
 
 
 def test_a_tenant_index_is_a_keyword_index_marked_is_tenant(tmp_path: Path):

@@ -21,9 +21,11 @@ class Engine(ABC):
     """One Qdrant engine. `where` names it in messages ("the local store /data", "the Qdrant server at …").
 
     `serial` is entered around every call: an engine that is not safe for threads sets a lock there.
+    `embedded`: every collection is one shard on this machine, so cluster settings do not apply.
     """
 
     where: str
+    embedded: bool = False
     serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     @abstractmethod
@@ -35,6 +37,11 @@ class Engine(ABC):
     @abstractmethod
     def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
         """Create the collection with both vectors, its recorded schema and its payload indexes."""
+
+    @abstractmethod
+    def cluster(self, name: str) -> dict[str, int | None]:
+        """The collection's `shards`, `replicas` and `write_consistency` (None where the engine does not say);
+        empty on an embedded engine."""
 
     @abstractmethod
     def schema(self, name: str) -> Schema:

@@ -59,6 +59,14 @@ def edge_config(settings: Bm25Settings) -> edge.Bm25Config:
     )
 
 
+def check(settings: Bm25Settings, owner: str) -> None:
+    """Refuse settings the tokenizer cannot use (an unknown language) before `owner` records them."""
+    try:
+        _model(settings)
+    except InputError as exc:
+        raise InputError(f"{owner}: {exc}") from exc
+
+
 @lru_cache(maxsize=16)
 def _model(settings: Bm25Settings) -> edge.Bm25:
     try:

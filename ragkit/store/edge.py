@@ -81,6 +81,8 @@ _INDEX_TYPES = {
 class EdgeEngine(Engine):
     """The collections of one store folder, each an Edge shard opened on first use."""
 
+    embedded = True
+
     def __init__(self, folder: Path) -> None:
         self.where = f"the local store {folder}"
         self._folder = folder
@@ -104,11 +106,6 @@ class EdgeEngine(Engine):
         return (self._dir(name) / SCHEMA_FILE).is_file()
 
     def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
-        if options.shards or options.replicas or options.write_consistency:
-            raise StoreError(
-                "shards, replicas and write consistency are settings of a Qdrant cluster; an embedded "
-                f"store ({self.where}) is one shard on one machine: drop them, or pass --url"
-            )
         with self._write:
             if self.exists(name):
                 return
@@ -123,6 +120,9 @@ class EdgeEngine(Engine):
             _write_json(folder / SCHEMA_FILE, schema.to_json())
             self._shards[name] = shard
             self._schemas[name] = schema
+
+    def cluster(self, name: str) -> dict[str, int | None]:
+        return {}
 
     def schema(self, name: str) -> Schema:
         if name not in self._schemas:
@@ -201,9 +201,8 @@ class EdgeEngine(Engine):
         return self._shard(name).count(request)
 
     def query(self, name: str, query: Query) -> list[Hit]:
-        quantized = self.schema(name).quantize is not None
         condition = _filter(query.conditions) if query.conditions else None
-        params = _params(query.exact, quantized)
+        params = _params(query.exact, query.quantized)
         if query.mode == "hybrid":
             assert query.dense is not None and query.sparse is not None
             request = edge.QueryRequest(

@@ -103,6 +103,11 @@ class CollectionOptions:
     replicas: int | None = None
     write_consistency: int | None = None
 
+    def cluster(self) -> dict[str, int]:
+        """The cluster settings asked for (`{"shards": 3}`); empty when none were."""
+        keys = ("shards", "replicas", "write_consistency")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
     def __post_init__(self) -> None:
         for name, kind in self.indexes.items():
             if not isinstance(name, str) or not name or kind not in INDEX_KINDS:

@@ -107,6 +107,14 @@ class ServerEngine(Engine):
         for key, kind in schema.indexes.items():
             self._index(name, key, kind)
 
+    def cluster(self, name: str) -> dict[str, int | None]:
+        params = self._client.get_collection(name).config.params
+        return {
+            "shards": params.shard_number,
+            "replicas": params.replication_factor,
+            "write_consistency": params.write_consistency_factor,
+        }
+
     def schema(self, name: str) -> Schema:
         config = self._client.get_collection(name).config
         vectors = config.params.vectors
@@ -174,7 +182,15 @@ class ServerEngine(Engine):
 
     def query(self, name: str, query: Query) -> list[Hit]:
         condition = _filter(query.conditions) if query.conditions else None
-        params = models.SearchParams(hnsw_ef=names.HNSW_EF, exact=query.exact)
+        params = models.SearchParams(
+            hnsw_ef=names.HNSW_EF,
+            exact=query.exact,
+            quantization=models.QuantizationSearchParams(
+                rescore=True, oversampling=names.QUANTIZED_OVERSAMPLING
+            )
+            if query.quantized
+            else None,
+        )
         if query.mode == "hybrid":
             response = self._client.query_points(
                 name,

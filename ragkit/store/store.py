@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -170,8 +170,15 @@ class Store:
         if not isinstance(model, str) or not model:
             raise InputError(f"model must be a non-empty string, got {model!r}")
         options = options or CollectionOptions()
+        if options.cluster() and self._engine.embedded:
+            raise InputError(
+                "shards, replicas and write consistency are settings of a Qdrant cluster; an embedded "
+                f"store ({self._where}) is one shard on one machine: drop them, or pass --url"
+            )
         if not self._call(f"look up collection {name!r}", partial(self._engine.exists, name)):
-            self._create(name, Schema.build(model=model, dim=dim, options=options), options)
+            schema = Schema.build(model=model, dim=dim, options=options)
+            bm25.check(schema.bm25, f"collection {name!r}")
+            self._create(name, schema, options)
         info = self.collection_info(name)
         if (info.model, info.dim) != (model, dim):
             raise ModelMismatchError(
@@ -179,11 +186,7 @@ class Store:
                 f"but model {model!r} (dim {dim}) was requested: use that model, or another collection name"
             )
         assert info.schema is not None
-        if options.bm25 is not None and options.bm25 != info.schema.bm25:
-            raise InputError(
-                f"collection {name!r} was built with BM25 settings {info.schema.bm25}, not {options.bm25}: "
-                "BM25 settings are fixed when a collection is created; use another collection name"
-            )
+        self._check_built_as_asked(name, info.schema, options)
         for key, kind in options.indexes.items():
             if info.schema.indexes.get(key) != kind:
                 self._call(
@@ -191,6 +194,29 @@ class Store:
                 )
                 self._schemas.pop(name, None)
         return self.collection_info(name) if options.indexes else info
+
+    def _check_built_as_asked(self, name: str, schema: Schema, options: CollectionOptions) -> None:
+        """Options that only shape a new collection must match an existing one, or they would be ignored."""
+        if options.bm25 is not None and options.bm25 != schema.bm25:
+            raise InputError(
+                f"collection {name!r} was built with BM25 settings {schema.bm25}, not {options.bm25}: "
+                "BM25 settings are fixed when a collection is created; use another collection name"
+            )
+        if options.quantize is not None and options.quantize != schema.quantize:
+            raise InputError(
+                f"collection {name!r} was built with quantize={schema.quantize}, not {options.quantize}: "
+                "quantization is fixed when a collection is created; use another collection name"
+            )
+        asked = options.cluster()
+        if not asked:
+            return
+        actual = self._call(f"read collection {name!r}", partial(self._engine.cluster, name), collection=name)
+        # An engine that does not report a setting (qdrant-client's in-memory one) cannot contradict it.
+        if any(actual.get(key) not in (None, value) for key, value in asked.items()):
+            raise InputError(
+                f"collection {name!r} in {self._where} has {_settings(actual)}, not {_settings(asked)}: these "
+                "are set when a collection is created; change them on the cluster, or use another collection name"
+            )
 
     def _create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
         try:
@@ -321,8 +347,8 @@ class Store:
         `mode="dense"` ranks by cosine similarity to `vector`; `"sparse"` by BM25 of `text` (IDF from the
         collection as it is now); `"hybrid"` asks the engine for both candidate lists, filtered alike, and
         fuses them there by rank (RRF, or `fusion="dbsf"`). `score_threshold` applies to the score of the
-        mode: a cosine, a BM25 score, or a fused score (RRF: the sum of 1/(10 + rank) over both lists, ranks from 0, so at most 0.2). `exact` skips the
-        vector index (for measuring its recall).
+        mode: a cosine, a BM25 score, or a fused score (RRF: the sum of 1/(10 + rank) over both lists, ranks
+        from 0, so at most 0.2). `exact` skips the vector index (for measuring its recall).
         """
         _check_name(name)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -349,6 +375,7 @@ class Store:
             fusion=fusion,
             candidates=max(HYBRID_CANDIDATES * top_k, HYBRID_MIN_CANDIDATES),
             exact=exact,
+            quantized=schema.quantize is not None,
         )
         return self._call(f"search {name!r}", partial(self._engine.query, name, request), collection=name)
 
@@ -445,6 +472,10 @@ def _vector(vector: np.ndarray | Sequence[float], what: str, schema: Schema | No
     if not np.isfinite(array).all():
         raise InputError(f"{what} contains NaN or infinity (an encoder overflow?)")
     return array.tolist()
+
+
+def _settings(values: Mapping[str, int | None]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(values.items()))
 
 
 def _batches(

@@ -71,3 +71,4 @@ class Query:
     fusion: str
     candidates: int
     exact: bool = False
+    quantized: bool = False  # the collection keeps an int8 copy: search it, rescore with the originals
