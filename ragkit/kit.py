@@ -17,6 +17,9 @@ from ragkit.store import CollectionInfo, Store
 from ragkit.store.address import StoreAddress
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
     from langchain_core.embeddings import Embeddings
     from langchain_core.retrievers import BaseRetriever as LangChainBaseRetriever
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -47,6 +50,7 @@ class Kit:
         self._device = device
         self._encoder: Encoder | None = None
         self._given = encoder  # one loaded encoder can serve several collections
+        self._found = False  # the collection was seen to exist
 
     def __enter__(self) -> Kit:
         return self
@@ -123,7 +127,7 @@ class Kit:
     def retriever(self) -> Retriever:
         """The read path over this collection: its encoder and store, without the rest of the Kit."""
         self._require_collection()
-        return Retriever(self.encoder, self.store, self.collection)
+        return Retriever(_EncoderOnDemand(self), self.store, self.collection)
 
     def search(self, query: str, **options: Any) -> list[Hit]:
         """Best sections for a query: `top_k=5`, `filters={...}`, `score_threshold=None`,
@@ -173,11 +177,12 @@ class Kit:
     def _require_collection(self) -> None:
         """A missing collection is named as such, before a default model is loaded for nothing.
 
-        Checked until the encoder is loaded, not on every search: after that, the store's search itself
-        reports a collection deleted meanwhile, and a server is spared two requests per query.
+        Checked until it is found, not on every search: after that, the store's search itself reports a
+        collection deleted meanwhile, and a server is spared two requests per query.
         """
-        if self.loaded_encoder is None:
+        if not self._found:
             self.store.collection_info(self.collection)  # CollectionNotFoundError names the existing ones
+            self._found = True
 
     def _model_name(self) -> str:
         """The model `encoder` would load, without loading it."""
@@ -223,3 +228,17 @@ def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads lik
         encoder=encoder,
         address=address,
     )
+
+
+class _EncoderOnDemand:
+    """The Kit's encoder, loaded by the first query that needs a vector: BM25 alone (sparse mode) needs
+    none, so a sparse search runs without the model, offline and uncached included."""
+
+    def __init__(self, kit: Kit) -> None:
+        self._kit = kit
+
+    def encode(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+        return self._kit.encoder.encode(texts, **options)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._kit.encoder.count_tokens(texts)

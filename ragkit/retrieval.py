@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ragkit.errors import InputError
+from ragkit.store.schema import check_mode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,6 +82,7 @@ class Retriever:
     ) -> list[Hit]:
         """The best `top_k` sections for `query`, best first; `mode` is dense, sparse or hybrid."""
         check_query(query, top_k)
+        check_mode(mode)  # before a model is loaded for a search that cannot run
         vector = None if mode == "sparse" else self.encoder.encode([query], truncate=True)[0]
         return self.search_vector(
             vector,

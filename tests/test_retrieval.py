@@ -15,6 +15,7 @@ import ragkit
 from ragkit.cli import main
 from ragkit.commands.search import parse_filters
 from ragkit.errors import CollectionNotFoundError, InputError, ModelMismatchError
+from ragkit.store import Point, Store, point_id
 from tests import corpus
 
 QUESTIONS = [
@@ -134,6 +135,22 @@ def test_a_collection_built_with_another_model_is_refused(tmp_path):
         kit.store.ensure_collection("other", dim=384, model="someone/another-model")
         with pytest.raises(ModelMismatchError, match="someone/another-model"):
             kit.search("comets")
+
+
+def test_a_sparse_search_needs_no_model_and_an_unknown_mode_loads_none(tmp_path):
+    # A collection whose model cannot be loaded here: only searches that embed the query need it.
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=4, model="someone/uncached-model")
+        text = "Prune the suckers of tomato plants in summer"
+        point = Point(point_id("d", 0, text), [1.0, 0, 0, 0], {"text": text, "doc_id": "d"})
+        store.upsert("docs", [point])
+    with ragkit.open("docs", store=tmp_path) as kit:
+        assert [hit.text for hit in kit.search("tomato suckers", mode="sparse")] == [text]
+        with pytest.raises(InputError, match="search mode 'bm25' is unknown"):
+            kit.search("tomato suckers", mode="bm25")
+        assert kit.loaded_encoder is None
+        with pytest.raises(Exception, match="someone/uncached-model"):
+            kit.search("tomato suckers", mode="dense")
 
 
 @pytest.mark.parametrize(

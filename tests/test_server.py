@@ -427,6 +427,14 @@ def test_metrics_count_requests_latency_tokens_and_queue(client: httpx.Client) -
     assert 'route="/v1/documents/{doc_id}"' in client.get("/metrics").text
 
 
+def test_a_sparse_search_embeds_nothing_and_a_dense_one_does(client: httpx.Client) -> None:
+    before = _metric(client, "ragkit_embedding_tokens_total")
+    hits = search(client, {"query": "tomatoes", "mode": "sparse"}).json()["hits"]
+    assert hits and _metric(client, "ragkit_embedding_tokens_total") == before
+    search(client, {"query": "tomatoes", "mode": "dense"})
+    assert _metric(client, "ragkit_embedding_tokens_total") > before
+
+
 def _metric(client: httpx.Client, name: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(name + " "):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,7 +44,7 @@ def best_per_document(hits: Iterable[Hit], top_k: int) -> dict[str, float]:
 
 def rank_documents(
     retriever: Retriever,
-    vector: np.ndarray,
+    vector: np.ndarray | None,
     query: str,
     *,
     top_k: int,
@@ -80,8 +80,13 @@ def rank_queries(
     run: Run = {}
     short = 0
     started = time.perf_counter()
-    # All queries in one encode call: token-budget batches instead of one forward pass per query.
-    vectors = retriever.encoder.encode(list(queries.values()), truncate=True)
+    # All queries in one encode call: token-budget batches instead of one forward pass per query. BM25
+    # alone needs no vectors, and its timing should not include them.
+    vectors: Sequence[np.ndarray | None] = (
+        [None] * len(queries)
+        if mode == "sparse"
+        else retriever.encoder.encode(list(queries.values()), truncate=True)
+    )
     for (query_id, query), vector in tqdm(
         zip(queries.items(), vectors, strict=True),
         desc="searching",

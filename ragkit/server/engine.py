@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ragkit.errors import StoreError
-from ragkit.retrieval import Hit, Retriever
+from ragkit.retrieval import DEFAULT_MODE, Hit
 
 if TYPE_CHECKING:
     from ragkit.encoder import Encoder
@@ -130,16 +130,22 @@ class Engine:
         return [task for task in taken if task.future.set_running_or_notify_cancel()]
 
     def _run_searches(self, collection: str, searches: list[_Search]) -> None:
+        """One encode call for the batch's queries that need a vector: BM25 alone (sparse) needs none."""
+        embedded = [s for s in searches if s.options.get("mode", DEFAULT_MODE) != "sparse"]
         try:
             kit = self._collections.get(collection)
-            vectors, _ = self._encode(kit.encoder, [s.query for s in searches], truncate=True)
+            vectors = (
+                self._encode(kit.encoder, [s.query for s in embedded], truncate=True)[0] if embedded else []
+            )
         except Exception as exc:  # the collection or its model is unusable: every search in it fails alike
             for search in searches:
                 search.future.set_exception(exc)
             return
         self._metrics.search_batch.observe(len(searches))
-        retriever = Retriever(kit.encoder, kit.store, kit.collection)
-        for search, vector in zip(searches, vectors, strict=True):
+        retriever = kit.retriever()
+        vector_of = {id(search): vector for search, vector in zip(embedded, vectors, strict=True)}
+        for search in searches:
+            vector = vector_of.get(id(search))
             _settle(search.future, partial(retriever.search_vector, vector, search.query, **search.options))
 
     def _encode(self, encoder: Encoder, texts: Sequence[str], **options: Any) -> tuple[np.ndarray, int]:
