@@ -145,7 +145,7 @@ class Kit:
         return QueryEngine(self, llm, **options)
 
     def as_langchain_retriever(self, **options: Any) -> LangChainBaseRetriever:
-        """A LangChain retriever over `search`: `k=5`, `filters`, `score_threshold`."""
+        """A LangChain retriever over `search`: `k=5`, `filters`, `score_threshold`, `mode`."""
         from ragkit.integrations.langchain import LangChainRetriever
 
         return LangChainRetriever(kit=self, **options)
@@ -157,7 +157,7 @@ class Kit:
         return LangChainEmbeddings(self.encoder)
 
     def as_llamaindex_retriever(self, **options: Any) -> LlamaIndexBaseRetriever:
-        """A LlamaIndex retriever over `search`: `similarity_top_k=5`, `filters`, `score_threshold`."""
+        """A LlamaIndex retriever over `search`: `similarity_top_k=5`, `filters`, `score_threshold`, `mode`."""
         from ragkit.integrations.llamaindex import LlamaIndexRetriever
 
         return LlamaIndexRetriever(self, **options)

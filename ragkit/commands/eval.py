@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import InputError
+from ragkit.retrieval import DEFAULT_MODE
+from ragkit.store.schema import SEARCH_MODES
 
 LOCO = "loco"
 EPILOG = """\
@@ -82,9 +84,9 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     )
     parser.add_argument(
         "--mode",
-        choices=("dense", "sparse", "hybrid"),
-        default="hybrid",
-        help="search mode (default hybrid); the stored vectors serve every mode, so with --store DIR "
+        choices=SEARCH_MODES,
+        default=DEFAULT_MODE,
+        help=f"search mode (default {DEFAULT_MODE}); the stored vectors serve every mode, so with --store DIR "
         "comparing modes embeds the corpus once",
     )
     parser.add_argument("--split", default="test", help="qrels file qrels/SPLIT.tsv (default test)")

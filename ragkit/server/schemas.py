@@ -4,12 +4,13 @@ message naming the field, because a silently ignored typo (`topk`) returns plaus
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ragkit.query_engine import Source
 from ragkit.retrieval import DEFAULT_MODE
+from ragkit.store.schema import SearchMode
 
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
@@ -35,7 +36,7 @@ class SearchRequest(_Request):
         description="lowest score kept, in the mode's own scale: a cosine (dense), a BM25 score (sparse), "
         "a fused rank score (hybrid; RRF gives at most 0.2)",
     )
-    mode: Literal["dense", "sparse", "hybrid"] = Field(
+    mode: SearchMode = Field(
         DEFAULT_MODE,
         description="dense (embeddings), sparse (BM25 keywords) or hybrid (both, fused by rank in Qdrant)",
     )

@@ -35,7 +35,9 @@ from ragkit.store.schema import (
     HYBRID_CANDIDATES,
     HYBRID_MIN_CANDIDATES,
     CollectionOptions,
+    Fusion,
     Schema,
+    SearchMode,
     check_fusion,
     check_mode,
 )
@@ -337,9 +339,9 @@ class Store:
         top_k: int = 5,
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
-        mode: str = "dense",
+        mode: SearchMode = "dense",
         text: str | None = None,
-        fusion: str = "rrf",
+        fusion: Fusion = "rrf",
         exact: bool = False,
     ) -> list[Hit]:
         """The `top_k` best points for a query, best first, with their payloads.
