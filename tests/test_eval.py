@@ -314,8 +314,8 @@ class _OneLongDocument:
 def test_search_widens_until_it_has_k_documents() -> None:
     collection = _OneLongDocument()
     retriever = Retriever(encoder=None, store=collection, collection="c")  # type: ignore[arg-type]
-    ranking = rank_documents(retriever, [1.0], "q", top_k=3, points=29, documents=10, mode="dense")
-    assert ranking == {"d0": 1.0, "d1": pytest.approx(0.49), "d2": pytest.approx(0.48)}
+    ranking, cut_short = rank_documents(retriever, [1.0], "q", top_k=3, points=29, documents=10, mode="dense")
+    assert ranking == {"d0": 1.0, "d1": pytest.approx(0.49), "d2": pytest.approx(0.48)} and not cut_short
     # First guess: 3 documents x 2.9 sections per document; then doubling, capped at the collection.
     assert collection.limits == [9, 18, 29]
 

@@ -312,6 +312,26 @@ def test_searches_of_every_mode_are_answered_while_a_long_upload_is_ingested(tmp
         assert job["status"] == "succeeded" and job["report"]["index_seconds"] == 0
 
 
+def test_an_admin_builds_the_index_on_request_and_search_goes_on(client: httpx.Client) -> None:
+    before = {
+        c["name"]: c["points"] for c in client.get("/v1/collections", headers=ADMIN).json()["collections"]
+    }
+    built = client.post("/v1/index", headers=ADMIN)
+    assert built.status_code == 200, built.text
+    assert built.json()["collection"] in before and built.json()["seconds"] >= 0
+    after = {
+        c["name"]: c["points"] for c in client.get("/v1/collections", headers=ADMIN).json()["collections"]
+    }
+    assert after == before
+    assert search(client, {"query": TOMATOES}).json()["hits"][0]["metadata"]["breadcrumb"] == [
+        "Growing tomatoes"
+    ]
+    # It holds up every search while it runs, so a key limited to some collections may not ask for it.
+    refused = client.post("/v1/index", params={"collection": "other"}, headers=OTHER)
+    assert refused.status_code == 403 and "every collection" in refused.json()["detail"]
+    assert client.post("/v1/index", params={"collection": "nope"}, headers=ADMIN).status_code == 404
+
+
 def test_an_upload_to_a_new_collection_creates_it(client: httpx.Client) -> None:
     job = finished_job(client, upload(client, "cats.md", CATS.encode(), collection="pets").json()["id"])
     assert job["status"] == "succeeded"

@@ -28,7 +28,7 @@ Run = dict[str, dict[str, float]]
 @dataclass(frozen=True)
 class SearchStats:
     queries: int
-    short: int  # queries that got fewer than top-k documents although the corpus has more
+    short: int  # queries whose ranking the search limit cut short of top-k documents
     seconds: float
 
 
@@ -51,16 +51,22 @@ def rank_documents(
     points: int,
     documents: int,
     mode: str,
-) -> dict[str, float]:
-    """The `top_k` documents for an embedded query; fewer only when the search limit is hit."""
+) -> tuple[dict[str, float], bool]:
+    """The `top_k` documents for an embedded query, and whether the search limit cut them short.
+
+    Fewer than `top_k` come back when the limit was reached, or when the mode has no more sections to
+    rank: BM25 ranks only sections that share a word with the query, which is an answer, not a shortfall.
+    """
     wanted = min(top_k, documents)
     cap = min(MAX_TOP_K, points)
     limit = min(cap, max(wanted, math.ceil(wanted * points / documents)))
     while True:
         hits = retriever.search_vector(vector, query, top_k=limit, mode=mode)
         ranking = best_per_document(hits, top_k)
-        if len(ranking) >= wanted or limit >= cap:
-            return ranking
+        if len(ranking) >= wanted or len(hits) < limit:
+            return ranking, False
+        if limit >= cap:
+            return ranking, cap < points
         limit = min(cap, 2 * limit)
 
 
@@ -94,8 +100,8 @@ def rank_queries(
         total=len(queries),
         disable=not progress,
     ):
-        run[query_id] = rank_documents(
+        run[query_id], cut_short = rank_documents(
             retriever, vector, query, top_k=top_k, points=points, documents=documents, mode=mode
         )
-        short += len(run[query_id]) < min(top_k, documents)
+        short += cut_short
     return run, SearchStats(len(queries), short, time.perf_counter() - started)

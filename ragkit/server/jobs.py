@@ -138,7 +138,7 @@ class Jobs:
         # The view's encoder routes through the engine. Parsing runs in this thread: an upload is one
         # document, and worker processes would take longer to start than it takes to parse. No index
         # build here: on an embedded store it would hold up every search while it runs; new points are
-        # searched exactly until the next `ragkit ingest` or `ragkit store index` (a server indexes itself).
+        # searched exactly until an admin asks for one (POST /v1/index; a server indexes itself).
         report = run(
             view.encoder,
             view.store,

@@ -98,6 +98,11 @@ class DeleteResponse(BaseModel):
     deleted: int
 
 
+class IndexResponse(BaseModel):
+    collection: str
+    seconds: float = Field(description="how long the build held up the store's searches and writes")
+
+
 class JobOut(BaseModel):
     id: str
     collection: str

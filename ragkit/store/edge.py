@@ -352,7 +352,8 @@ def _lock(folder: Path) -> portalocker.Lock:
         raise StoreLockedError(
             f"the local store {folder} is in use by another ragkit process (for example a running "
             "`ragkit serve`), and an embedded store can only be opened by one process at a time. "
-            "Stop that process, or run a Qdrant server and give every process its address with --url"
+            "Stop that process, or run a Qdrant server and give every process its address with --url "
+            "(a `ragkit serve` holding it builds a collection's index on POST /v1/index)"
         ) from None
     except OSError as exc:
         raise StoreError(f"cannot lock the local store {folder}: {exc.strerror or exc}") from exc

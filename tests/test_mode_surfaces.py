@@ -1,0 +1,441 @@
+"""The search mode (dense, sparse BM25, hybrid) reaches every surface that searches: `kit.search` and
+`kit.asearch`, the LangChain and LlamaIndex retrievers, both query engines, `ragkit search|query --mode`,
+the search page's mode selector, and `ragkit eval --mode`, whose runs over one `--store` embed the corpus
+once.
+
+The collection is six one-section documents, ingested for real (minilm, embedded Qdrant). One of them, a
+garden shed's inventory, holds the invented part code "zqxvort": BM25 finds that word in that section
+only, while the code means nothing to the encoder. So for the query "zqxvort" the three modes answer
+visibly differently (one BM25 hit; cosines over every section; a fused list, at most 2/RRF_K, that the
+shed leads because it is in both lists), and a surface that dropped the mode would answer in the default
+mode, hybrid, and fail the dense and sparse cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from llama_index.core.llms import MockLLM
+
+import ragkit
+from ragkit.cli import main
+from ragkit.errors import InputError
+from ragkit.kit import Kit
+from ragkit.server import KeyRing, ServerConfig, create_app
+from ragkit.store.schema import RRF_K
+from tests.serving import ADMIN_KEY, running, write_keys
+from tests.test_browser import CHROMEDRIVER, CHROMIUM
+
+MODES = ("dense", "sparse", "hybrid")
+FLOAT32 = 1e-6  # scores come back as float32: 2/RRF_K is 0.20000000298...
+COLLECTION = "shelf"
+QUERY = "zqxvort"
+TOP_K = 4  # of six sections: dense and hybrid rank some, not all
+SHED = "Garden shed inventory"
+DOCUMENTS = {
+    "shed.md": (
+        SHED,
+        "The shed holds a push lawnmower, two rakes, a wheelbarrow with a flat tyre and a box of plant "
+        "labels. The spare mower blade is filed in the ledger under the part code zqxvort, next to the "
+        "receipt for the hedge trimmer and the winter cover of the garden bench.",
+    ),
+    "bread.md": (
+        "Sourdough bread",
+        "A sourdough starter is a culture of wild yeast and lactic acid bacteria living in flour and "
+        "water. Feed it equal weights of flour and water every day and keep it where it can double in "
+        "size before the dough is mixed.",
+    ),
+    "comets.md": (
+        "Comet tails",
+        "Near the Sun a comet's ice turns to gas and forms a glowing coma. Sunlight pushes dust into a "
+        "curved yellow tail, and the solar wind blows ionised gas into a straight blue tail pointing away "
+        "from the Sun.",
+    ),
+    "trains.md": (
+        "Railway signalling",
+        "A railway line is divided into block sections, and only one train may occupy a block at a time. "
+        "A signal at the entrance of each block shows red while the block ahead is occupied by a train.",
+    ),
+    "chess.md": (
+        "The Sicilian Defence",
+        "After the first moves e4 and c5 Black fights for the centre from the side and accepts an "
+        "unbalanced position. The Najdorf variation was the favourite weapon of Fischer and Kasparov.",
+    ),
+    "orchids.md": (
+        "Watering orchids",
+        "Water orchids when the bark mix is almost dry and the roots turn silvery grey. Soak the pot for "
+        "ten minutes and let it drain completely, because standing water rots the roots.",
+    ),
+}
+
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM.exists() and Path(CHROMEDRIVER).exists()),
+    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
+)
+
+
+@dataclass(frozen=True)
+class Shelf:
+    kit: Kit
+    store: Path
+    shed: str  # the point id of the shed's section
+
+
+@pytest.fixture(scope="module")
+def shelf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shelf]:
+    root = tmp_path_factory.mktemp("shelf")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, (title, body) in DOCUMENTS.items():
+        (docs / name).write_text(f"# {title}\n\n{body}\n", encoding="utf-8")
+    kit = ragkit.open(COLLECTION, store=root / "store", model="minilm", device="cpu")
+    try:
+        report = kit.ingest(docs, workers=0)
+        assert report.ok, report.summary()
+        titles = {pid: payload["title"] for pid, payload in kit.store.scroll_payloads(COLLECTION, ["title"])}
+        assert sorted(titles.values()) == sorted(title for title, _ in DOCUMENTS.values()), "one section each"
+        yield Shelf(kit, root / "store", next(pid for pid, title in titles.items() if title == SHED))
+    finally:
+        kit.close()
+
+
+@pytest.fixture(scope="module")
+def expected(shelf: Shelf) -> dict[str, list[tuple[str, float]]]:
+    """Each mode's answer to QUERY straight from the store: (point id, score), best first."""
+    vector = shelf.kit.encoder.encode([QUERY], truncate=True)[0]
+    return {
+        mode: [
+            (hit.id, hit.score)
+            for hit in shelf.kit.store.search(COLLECTION, vector, mode=mode, text=QUERY, top_k=TOP_K)
+        ]
+        for mode in MODES
+    }
+
+
+@pytest.fixture
+def store_copy(shelf: Shelf, tmp_path: Path) -> list[str]:
+    """Store flags for a copy of the store, which the CLI can open while the module's kit holds the original."""
+    copy = shutil.copytree(shelf.store, tmp_path / "store")
+    return ["--store", str(copy), "--collection", COLLECTION]
+
+
+def assert_answers(pairs: list[tuple[str, float]], expected: list[tuple[str, float]]) -> None:
+    assert [pid for pid, _ in pairs] == [pid for pid, _ in expected]
+    assert [score for _, score in pairs] == pytest.approx([score for _, score in expected], rel=1e-5)
+
+
+# kit.search: what each mode means
+
+
+def test_each_mode_ranks_the_identifier_query_by_its_own_measure(shelf: Shelf) -> None:
+    kit = shelf.kit
+    dense, sparse, hybrid = (kit.search(QUERY, top_k=TOP_K, mode=mode) for mode in MODES)
+
+    # Sparse: BM25 finds the word in the shed's section and nowhere else; its score is no cosine.
+    assert [hit.id for hit in sparse] == [shelf.shed]
+    assert sparse[0].metadata["title"] == SHED and QUERY in sparse[0].text
+    assert sparse[0].score > 0
+
+    # Dense: the cosine of the query's embedding with every stored vector, computed here with NumPy.
+    query = kit.encoder.encode([QUERY], truncate=True)[0]
+    cosines = {
+        pid: float(np.dot(query, vectors["dense"]) / np.linalg.norm(query) / np.linalg.norm(vectors["dense"]))
+        for pid, _, vectors in kit.store.scroll_points(COLLECTION)
+    }
+    by_cosine = sorted(cosines, key=cosines.__getitem__, reverse=True)
+    assert [hit.id for hit in dense] == by_cosine[:TOP_K]
+    assert [hit.score for hit in dense] == pytest.approx(
+        [cosines[pid] for pid in by_cosine[:TOP_K]], abs=1e-4
+    )
+    assert all(-1 <= hit.score <= 1 for hit in dense)
+
+    # Hybrid: reciprocal-rank fusion of both lists; the shed, in both, leads with more than 1/RRF_K.
+    fused = {pid: 1 / (RRF_K + rank) for rank, pid in enumerate(by_cosine)}
+    fused[shelf.shed] += 1 / RRF_K
+    by_fused = sorted(fused, key=fused.__getitem__, reverse=True)
+    assert [hit.id for hit in hybrid] == by_fused[:TOP_K]
+    assert hybrid[0].id == shelf.shed
+    assert [hit.score for hit in hybrid] == pytest.approx([fused[pid] for pid in by_fused[:TOP_K]], rel=1e-5)
+    assert 1 / RRF_K < hybrid[0].score <= 2 / RRF_K + FLOAT32
+
+    answers = {tuple((hit.id, round(hit.score, 6)) for hit in hits) for hits in (dense, sparse, hybrid)}
+    assert len(answers) == 3, "the three modes answer differently"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_search_and_asearch_answer_in_the_mode_asked(shelf: Shelf, expected: dict, mode: str) -> None:
+    found = shelf.kit.search(QUERY, top_k=TOP_K, mode=mode)
+    assert_answers([(hit.id, hit.score) for hit in found], expected[mode])
+    awaited = asyncio.run(shelf.kit.asearch(QUERY, top_k=TOP_K, mode=mode))
+    assert_answers([(hit.id, hit.score) for hit in awaited], expected[mode])
+
+
+def test_the_default_mode_is_hybrid(shelf: Shelf, expected: dict) -> None:
+    assert_answers([(hit.id, hit.score) for hit in shelf.kit.search(QUERY, top_k=TOP_K)], expected["hybrid"])
+
+
+# The adapters and the query engines
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_langchain_retriever_searches_in_its_mode(shelf: Shelf, expected: dict, mode: str) -> None:
+    retriever = shelf.kit.as_langchain_retriever(k=TOP_K, mode=mode)
+    for documents in (retriever.invoke(QUERY), asyncio.run(retriever.ainvoke(QUERY))):
+        assert_answers([(d.id, d.metadata["score"]) for d in documents], expected[mode])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_llamaindex_retriever_searches_in_its_mode(shelf: Shelf, expected: dict, mode: str) -> None:
+    retriever = shelf.kit.as_llamaindex_retriever(similarity_top_k=TOP_K, mode=mode)
+    for nodes in (retriever.retrieve(QUERY), asyncio.run(retriever.aretrieve(QUERY))):
+        assert_answers([(n.node.node_id, n.score) for n in nodes], expected[mode])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_query_engine_cites_the_sections_of_its_mode(shelf: Shelf, expected: dict, mode: str) -> None:
+    prompts: list[str] = []
+    engine = shelf.kit.query_engine(
+        llm=lambda prompt: prompts.append(prompt) or "answer", top_k=TOP_K, mode=mode
+    )
+    for response in (engine.query(QUERY), asyncio.run(engine.aquery(QUERY))):
+        assert_answers([(s.id, s.score) for s in response.sources], expected[mode])
+    # The prompt holds exactly the cited sections: in sparse mode, the shed alone.
+    cited = [f"[{n}] " in prompts[0] for n in range(1, TOP_K + 2)]
+    assert cited == [n <= len(expected[mode]) for n in range(1, TOP_K + 2)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_llamaindex_query_engine_retrieves_in_its_mode(shelf: Shelf, expected: dict, mode: str) -> None:
+    engine = shelf.kit.as_llamaindex_query_engine(llm=MockLLM(), similarity_top_k=TOP_K, mode=mode)
+    response = engine.query(QUERY)
+    assert_answers([(n.node.node_id, n.score) for n in response.source_nodes], expected[mode])
+
+
+SURFACES = {
+    "search": lambda kit: kit.search(QUERY, mode="bm25"),
+    "asearch": lambda kit: asyncio.run(kit.asearch(QUERY, mode="bm25")),
+    "langchain": lambda kit: kit.as_langchain_retriever(mode="bm25").invoke(QUERY),
+    "llamaindex": lambda kit: kit.as_llamaindex_retriever(mode="bm25").retrieve(QUERY),
+    "query engine": lambda kit: kit.query_engine(llm=lambda prompt: "answer", mode="bm25").query(QUERY),
+}
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_an_unknown_mode_is_refused_by_name_with_the_known_ones(shelf: Shelf, surface: str) -> None:
+    with pytest.raises(InputError, match=r"search mode 'bm25' is unknown; use one of dense, sparse, hybrid"):
+        SURFACES[surface](shelf.kit)
+
+
+# The command line
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cli_search_mode_flag(store_copy: list[str], expected: dict, mode: str, capsys) -> None:
+    argv = ["search", QUERY, *store_copy, "--top-k", str(TOP_K), "--mode", mode, "--json"]
+    assert main(argv) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert_answers([(hit["id"], hit["score"]) for hit in hits], expected[mode])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cli_query_mode_flag(store_copy: list[str], expected: dict, mode: str, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("RAGKIT_LLM_URL", raising=False)  # the extractive answer, no server
+    argv = ["query", QUERY, *store_copy, "--top-k", str(TOP_K), "--mode", mode, "--json"]
+    assert main(argv) == 0
+    sources = json.loads(capsys.readouterr().out)["sources"]
+    assert_answers([(source["id"], source["score"]) for source in sources], expected[mode])
+
+
+@pytest.mark.parametrize("command", ["search", "query", "eval"])
+def test_cli_refuses_an_unknown_mode_naming_the_choices(command: str, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, QUERY if command != "eval" else str(tmp_path), "--mode", "bm25"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--mode: invalid choice: 'bm25'" in err and "'dense', 'sparse', 'hybrid'" in err
+
+
+# The search page
+
+
+@pytest.fixture(scope="module")
+def page(shelf: Shelf, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The HTTP service over a copy of the shelf (the module's kit holds the original); yields its URL."""
+    root = tmp_path_factory.mktemp("served")
+    shutil.copytree(shelf.store, root / "store")
+    config = ServerConfig(
+        collection=COLLECTION,
+        store=str(root / "store"),
+        model="minilm",
+        device="cpu",
+        keys=KeyRing.load(keys_file=write_keys(root)),
+        work_dir=root / "work",
+    )
+    with running(create_app(config)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Headless Chromium, set up as tests/test_browser.py sets it up."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def search_in_mode(browser: object, base: str, query: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
+    """Pick the mode, type key and query, press Enter; the status line and (breadcrumb, score) per hit."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(base + "/")
+    Select(browser.find_element(By.ID, "mode")).select_by_value(mode)
+    browser.find_element(By.ID, "api-key").send_keys(ADMIN_KEY)
+    browser.find_element(By.ID, "query").send_keys(query, Keys.ENTER)
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 60).until(lambda _: status.text and status.text != "Searching…")
+    hits = browser.find_elements(By.CSS_SELECTOR, "#results .hit")
+    shown = [
+        (hit.find_element(By.CLASS_NAME, "breadcrumb").text, hit.find_element(By.CLASS_NAME, "score").text)
+        for hit in hits
+    ]
+    return status.text, shown
+
+
+@needs_chromium
+def test_search_page_mode_selector_sends_the_mode_and_shows_its_scores(browser: object, page: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(page + "/")
+    selector = Select(browser.find_element(By.ID, "mode"))
+    assert [option.get_attribute("value") for option in selector.options] == ["hybrid", "dense", "sparse"]
+    assert selector.first_selected_option.get_attribute("value") == "hybrid"
+
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    shown = {}
+    for mode in MODES:
+        status, shown[mode] = search_in_mode(browser, page, QUERY, mode)
+        api = httpx.post(
+            f"{page}/v1/search", json={"query": QUERY, "top_k": 5, "mode": mode}, headers=headers
+        )
+        hits = api.json()["hits"]
+        assert status == f"{len(hits)} result{'s' if len(hits) > 1 else ''}"
+        # The page shows what the API answers in that mode, in its order, scores to three digits.
+        assert [crumb for crumb, _ in shown[mode]] == [" › ".join(h["metadata"]["breadcrumb"]) for h in hits]
+        assert [float(score) for _, score in shown[mode]] == pytest.approx(
+            [h["score"] for h in hits], rel=5e-3
+        )
+
+    assert shown["sparse"] == [(SHED, shown["sparse"][0][1])] and float(shown["sparse"][0][1]) > 0
+    assert len(shown["dense"]) == len(shown["hybrid"]) == 5
+    assert all(-1 <= float(score) <= 1 for _, score in shown["dense"])
+    assert shown["hybrid"][0][0] == SHED
+    assert all(float(score) <= 2 / RRF_K + FLOAT32 for _, score in shown["hybrid"])
+
+
+# ragkit eval --mode over one --store
+
+# Three judged queries: the part code (BM25's case), a paraphrase that shares words with its document,
+# and one that shares none with any document, which BM25 cannot rank at all.
+EVAL_QUERIES = {
+    "q-code": (QUERY, "shed"),
+    "q-tail": ("Why does the tail of a comet point away from the Sun?", "comets"),
+    "q-soggy": ("Which houseplant hates soggy feet?", "orchids"),
+}
+
+
+@pytest.fixture(scope="module")
+def eval_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """`ragkit eval DATASET --store DIR --mode M --json` for dense, then sparse, then hybrid."""
+    dataset = tmp_path_factory.mktemp("beir")
+    (dataset / "qrels").mkdir()
+    corpus = [{"_id": name.removesuffix(".md"), "title": t, "text": b} for name, (t, b) in DOCUMENTS.items()]
+    queries = [{"_id": qid, "text": text} for qid, (text, _) in EVAL_QUERIES.items()]
+    qrels = ["query-id\tcorpus-id\tscore", *(f"{qid}\t{doc}\t1" for qid, (_, doc) in EVAL_QUERIES.items())]
+    (dataset / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus), encoding="utf-8")
+    (dataset / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
+    (dataset / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
+    store = tmp_path_factory.mktemp("evalstore")
+    runs = {}
+    for mode in MODES:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            argv = [
+                "eval",
+                str(dataset),
+                "--model",
+                "minilm",
+                "--store",
+                str(store),
+                "--mode",
+                mode,
+                "--json",
+            ]
+            assert main(argv) == 0
+        runs[mode] = json.loads(out.getvalue())
+    return runs
+
+
+def test_eval_in_three_modes_over_one_store_embeds_the_corpus_once(eval_runs: dict[str, dict]) -> None:
+    dense, sparse, hybrid = (eval_runs[mode] for mode in MODES)
+    assert [run["mode"] for run in (dense, sparse, hybrid)] == list(MODES)
+    assert dense["units"] == len(DOCUMENTS)
+    assert dense["units_embedded"] == dense["units"] and dense["tokens_embedded"] > 0
+    for later in (sparse, hybrid):
+        assert later["collection"] == dense["collection"]
+        assert (later["units_embedded"], later["units_reused"], later["tokens_embedded"]) == (
+            0,
+            dense["units"],
+            0,
+        )
+
+
+def test_eval_figures_are_those_of_the_mode(eval_runs: dict[str, dict]) -> None:
+    for run in eval_runs.values():
+        assert set(run["metrics"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+        assert all(0 <= value <= 1 for value in run["metrics"].values())
+    # Dense and hybrid rank all six documents for every query; BM25 ranks none for the query that shares
+    # no word with the corpus, so sparse alone misses a relevant document.
+    assert eval_runs["dense"]["metrics"]["recall@10"] == eval_runs["hybrid"]["metrics"]["recall@10"] == 1.0
+    assert eval_runs["sparse"]["metrics"]["recall@10"] == pytest.approx(2 / 3)
+    assert eval_runs["sparse"]["metrics"] != eval_runs["dense"]["metrics"]
+
+
+def test_sparse_eval_reports_no_short_rankings_when_the_search_limit_was_not_reached(
+    eval_runs: dict[str, dict],
+) -> None:
+    sparse = eval_runs["sparse"]
+    assert sparse["units"] < 1000
+    assert sparse["short_rankings"] == 0
+    assert not any("search limit" in note for note in sparse["notes"])
