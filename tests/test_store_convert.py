@@ -85,3 +85,17 @@ def test_convert_copies_every_point_with_its_vectors_and_payload(tmp_path: Path,
     assert (backup / "meta.json").is_file()
     assert main(["store", "convert", str(folder)]) == 2  # converted already
     assert "not a store folder of an earlier ragkit" in capsys.readouterr().err
+
+
+def test_a_conversion_stopped_between_its_two_renames_is_finished_by_running_it_again(tmp_path: Path, capsys):
+    folder = tmp_path / "store"
+    write_legacy_store(folder)
+    assert main(["store", "convert", str(folder)]) == 0
+    # As if killed after moving the old folder away and before moving the new one in:
+    folder.rename(tmp_path / "store.converting")
+    assert main(["store", "convert", str(folder)]) == 0
+    assert "manuals: 3 points" in capsys.readouterr().out
+    with Store.open(path=folder) as store:
+        assert store.count("manuals") == 3
+    assert (tmp_path / "store.qdrant-local-backup" / "meta.json").is_file()
+    assert not (tmp_path / "store.converting").exists()

@@ -4,7 +4,8 @@ mode) becomes an Edge store, point for point.
 Every point keeps its id, dense vector and payload; nothing is re-embedded. Each point gains the BM25
 vector of the text that was embedded, rebuilt from its payload by `embedded_text`. The new store is
 written beside the old one and swapped in only when every collection's count matches, and the old
-folder stays as a backup, so a failed or interrupted conversion leaves the original as it was.
+folder stays as a backup, so a failed or interrupted conversion leaves the original as it was; one
+stopped between the two renames of the swap is finished by running it again.
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ def convert_legacy(folder: Path, *, embedded_text: Callable[[dict[str, Any]], st
     from qdrant_client import QdrantClient
 
     folder = folder.expanduser().resolve()
+    backup = folder.with_name(folder.name + BACKUP_SUFFIX)
+    work = folder.with_name(folder.name + WORK_SUFFIX)
+    if not folder.exists() and backup.exists() and work.exists():
+        # Stopped between its two renames: the copy was complete (the old folder moves only then).
+        work.rename(folder)
+        return _counted(Conversion(folder=folder, backup=backup))
     if not is_legacy_folder(folder):
         raise InputError(f"{folder} is not a store folder of an earlier ragkit (no meta.json + collection/)")
-    backup = folder.with_name(folder.name + BACKUP_SUFFIX)
     if backup.exists():
         raise InputError(f"{backup} exists already: move it away, then convert again")
-    work = folder.with_name(folder.name + WORK_SUFFIX)
     shutil.rmtree(work, ignore_errors=True)  # an earlier, interrupted conversion
     try:
         old = QdrantClient(path=str(folder))
@@ -75,6 +80,12 @@ def convert_legacy(folder: Path, *, embedded_text: Callable[[dict[str, Any]], st
         old.close()
     folder.rename(backup)
     work.rename(folder)
+    return result
+
+
+def _counted(result: Conversion) -> Conversion:
+    with Store.open(path=result.folder) as store:
+        result.collections = {name: store.count(name) for name in store.collections()}
     return result
 
 
