@@ -13,8 +13,7 @@ otherwise scan exactly and every setting would score 1.0.
 
 The pick is the cheapest setting that reaches the target recall on every set: the least build time
 (summed over the sets), then the least hnsw_ef. Build time comes first because it is what differs: every
-setting searches these sets in well under a millisecond, while a build takes minutes on a small CPU and
-blocks searches while it runs. The target is 0.995, not ragkit's 0.98, because a graph loses recall as
+setting searches these sets in well under a millisecond, while a build takes minutes on a small CPU. The target is 0.995, not ragkit's 0.98, because a graph loses recall as
 it grows and ragkit's collections are larger than the sweep's; bench/store.py re-measures the pick at
 100,000 points.
 

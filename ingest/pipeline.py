@@ -59,7 +59,7 @@ def run(
     `metadata` is stored with every section; `prune` deletes documents under `paths` whose files are gone.
     `collection_options` shape a collection this job creates (and add declared indexes to an existing
     one). `build_index` indexes the new points after the last write, as one step whose duration is
-    reported; the HTTP service turns it off, because on an embedded store it blocks searches meanwhile.
+    reported; the HTTP service turns it off, to build once many uploads have arrived instead of after each.
     """
     started = time.perf_counter()
     planned = changes.plan(

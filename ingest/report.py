@@ -28,7 +28,7 @@ class IngestReport:
     sections_embedded: int = 0
     sections_deleted: int = 0
     tokens_embedded: int = 0
-    # Building the vector index after the last write (it blocks searches of an embedded store meanwhile).
+    # Building the vector index after the last write (beside the live shard: searches go on).
     index_seconds: float = 0.0
     seconds: float = 0.0
 

@@ -55,13 +55,25 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         metavar="N",
         help="largest accepted upload (RAGKIT_MAX_UPLOAD_MB, default 50)",
     )
+    serve.add_argument(
+        "--index-after",
+        type=int,
+        metavar="N",
+        help="build a collection's index once uploads have added N sections since the last build "
+        "(default 20000; searches go on during a build)",
+    )
     serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the exposure, open the store, then serve until interrupted."""
     from ragkit.server.auth import KeyRing
-    from ragkit.server.config import DEFAULT_MAX_UPLOAD_MB, DEFAULT_WORK_DIR, ServerConfig
+    from ragkit.server.config import (
+        DEFAULT_INDEX_AFTER,
+        DEFAULT_MAX_UPLOAD_MB,
+        DEFAULT_WORK_DIR,
+        ServerConfig,
+    )
 
     keys_file = args.keys_file or env("RAGKIT_API_KEYS_FILE")
     keys = KeyRing.load(env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
@@ -82,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         work_dir=args.work_dir or Path(env("RAGKIT_WORK_DIR") or DEFAULT_WORK_DIR),
         max_upload_bytes=max_upload_mb * 2**20,
         collection_options=collection_options(args),
+        index_after=DEFAULT_INDEX_AFTER if args.index_after is None else args.index_after,
     )
 
     import uvicorn

@@ -27,7 +27,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     convert.set_defaults(run=_convert)
     index = verbs.add_parser(
         "index",
-        help="build the vector index (jobs do it after their last write; the HTTP service never does)",
+        help="build the vector index (jobs do it after their last write; searches go on meanwhile)",
     )
     store_flags(index)
     index.set_defaults(run=_index)

@@ -100,7 +100,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     metrics = Metrics()
     engine = Engine(collections, metrics)
     jobs = Jobs(
-        engine, collections, config.work_dir.expanduser().resolve(), metrics, config.collection_options
+        engine,
+        collections,
+        config.work_dir.expanduser().resolve(),
+        metrics,
+        config.collection_options,
+        index_after=config.index_after,
     )
     llm = as_llm(None)  # RAGKIT_LLM_URL's server, else extractive answers
     default = collections.default.collection
@@ -224,19 +229,21 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/v1/index", tags=["collections"], response_model=IndexResponse, responses=_ERRORS)
     async def build_index(grant: Caller, collection: CollectionParam = None) -> dict[str, Any]:
-        """Build the vector index of the points that arrived since the last build; needs a key for every
-        collection.
+        """Build the vector index of the points that arrived since the last build, now; needs a key for
+        every collection.
 
-        The service never builds one by itself: on an embedded store the build holds up every search
-        while it runs (half a minute to two minutes per 100,000 points here), and until then new points
-        are searched exactly, which stays fast (README, "Engines"). Call this when traffic is low.
+        Uploads build it by themselves once `--index-after` sections have arrived; until then new points
+        are searched exactly, which stays fast (README, "Engines"). Searches go on during a build; writes
+        wait for it, and it takes a copy of the collection's shard on disk meanwhile.
         """
         name = permitted(grant, collection)
         if grant.collections is not None:
             raise HTTPException(
-                403, "building an index holds up every search: it needs a key for every collection"
+                403, "building an index takes a copy of the store: it needs a key for every collection"
             )
-        seconds = await _wait(engine.call(lambda: collections.get(name).store.build_index(name)))
+        kit = await _wait(engine.call(collections.get, name))
+        # Not on the engine thread, which answers the searches that go on meanwhile.
+        seconds = await asyncio.to_thread(kit.store.build_index, name)
         return {"collection": name, "seconds": seconds}
 
     @app.post(

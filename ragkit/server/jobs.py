@@ -64,8 +64,12 @@ class Jobs:
         work_dir: Path,
         metrics: Metrics,
         collection_options: CollectionOptions | None = None,
+        *,
+        index_after: int,
     ) -> None:
         self._engine = engine
+        self._index_after = index_after
+        self._unindexed: dict[str, int] = {}  # sections uploaded per collection since its last build
         self._collection_options = collection_options
         self._collections = collections
         self._metrics = metrics
@@ -136,9 +140,7 @@ class Jobs:
         os.replace(upload.path, target)
         view = CollectionView(self._engine, kit, encoder, background=True)
         # The view's encoder routes through the engine. Parsing runs in this thread: an upload is one
-        # document, and worker processes would take longer to start than it takes to parse. No index
-        # build here: on an embedded store it would hold up every search while it runs; new points are
-        # searched exactly until an admin asks for one (POST /v1/index; a server indexes itself).
+        # document, and worker processes would take longer to start than it takes to parse.
         report = run(
             view.encoder,
             view.store,
@@ -149,6 +151,13 @@ class Jobs:
             collection_options=self._collection_options,
             build_index=False,
         )
+        # New sections are searched exactly until the collection's index is built, here once enough have
+        # arrived: in this thread, beside the live shard (Store.build_index), so searches go on.
+        unindexed = self._unindexed.get(job.collection, 0) + report.sections_embedded
+        if unindexed >= self._index_after:
+            report.index_seconds = view.store.build_index(view.collection)
+            unindexed = 0
+        self._unindexed[job.collection] = unindexed
         result = report.to_dict() | {"ok": report.ok}
         # The client knows its file by the name it sent, not by the server's generated path.
         for entry in (*result["documents_failed"], *result["documents_skipped"]):

@@ -12,10 +12,11 @@ A collection exists once its schema.json does; that file is written last and ato
 while creating leaves a folder that the next create clears. Writes go through Edge's WAL: a process
 killed mid-write comes back at a whole-batch boundary.
 
-Threads: searches run without a Python lock (Edge releases the GIL, and a shard serves concurrent reads);
-writes and index builds are serialised. `build_index` (Edge's `optimize`) blocks searches of its shard
-while it runs, so only jobs call it, after their last write; until then new points sit in segments that
-are searched exactly.
+Threads: searches run together (Edge releases the GIL for them, and a shard serves concurrent reads);
+writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, so `build_index`
+runs it in a child process on a copy of the shard and swaps the copy in between two searches (see
+`rebuild`): searches go on meanwhile, writes wait. Until a build, new points sit in segments that are
+searched exactly.
 
 Disk space: Edge keeps its WAL, vectors and payload indexes in memory-mapped files that it creates
 sparse (a 32 MiB WAL segment, a 32 MiB vector chunk) and fills later, some when a shard is loaded. On a
@@ -28,13 +29,14 @@ checked, so that a job can remove what it wrote part way.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ import portalocker
 import qdrant_edge as edge
 
 from ragkit.errors import StoreError, StoreLockedError
+from ragkit.store import rebuild
 from ragkit.store import schema as names
 from ragkit.store.base import Engine
 from ragkit.store.bm25 import SparseVector, plain_vectors
@@ -56,7 +59,7 @@ FORMAT = {"format": "ragkit-store", "engine": "qdrant-edge", "version": 1}
 LOCK = ".lock"
 COLLECTIONS = "collections"
 SCHEMA_FILE = "schema.json"
-SHARD = "shard"
+SHARD = rebuild.SHARD
 # How long a shard's WAL may stay held by a process that has handed the folder back.
 WAL_RELEASE_WAIT_S = 30.0
 # Qdrant's default: segments under this many KB of vectors are searched exactly, not through HNSW.
@@ -95,6 +98,7 @@ class EdgeEngine(Engine):
         self._shards: dict[str, edge.EdgeShard] = {}
         self._schemas: dict[str, Schema] = {}
         self._write = threading.RLock()
+        self._gate = _Gate()
 
     def collections(self) -> list[str]:
         root = self._folder / COLLECTIONS
@@ -191,14 +195,18 @@ class EdgeEngine(Engine):
             with_payload=fields,
             with_vector=with_vectors,
         )
-        records, next_offset = self._shard(name).scroll(request)
+        shard = self._shard(name)
+        with self._gate.search():
+            records, next_offset = shard.scroll(request)
         return [
             (str(r.id), r.payload or {}, plain_vectors(r.vector) if with_vectors else None) for r in records
         ], next_offset
 
     def count(self, name: str, conditions: Sequence[Condition]) -> int:
         request = edge.CountRequest(exact=True, filter=_filter(conditions) if conditions else None)
-        return self._shard(name).count(request)
+        shard = self._shard(name)
+        with self._gate.search():
+            return shard.count(request)
 
     def query(self, name: str, query: Query) -> list[Hit]:
         condition = _filter(query.conditions) if query.conditions else None
@@ -235,16 +243,34 @@ class EdgeEngine(Engine):
                 params=params if query.mode == "dense" else None,
                 with_payload=True,
             )
-        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in self._shard(name).query(request)]
+        shard = self._shard(name)
+        with self._gate.search():
+            found = shard.query(request)
+        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in found]
 
     def build_index(self, name: str) -> bool:
+        folder = self._dir(name)
         with self._write:
-            segments, _ = _disk_bytes(self._dir(name) / SHARD / "segments")
-            self._ensure_space(f"build the index of {name!r}", INDEX_SPACE_FACTOR * segments)
             shard = self._shard(name)
-            changed = shard.optimize()
             shard.flush()
-            return changed
+            copy, _ = _disk_bytes(folder / SHARD)
+            segments, _ = _disk_bytes(folder / SHARD / "segments")
+            self._ensure_space(f"build the index of {name!r}", copy + INDEX_SPACE_FACTOR * segments)
+            try:
+                rebuild.copy_shard(folder / SHARD, folder / rebuild.NEXT)
+                changed = rebuild.optimize_copy(folder / rebuild.NEXT)
+            except BaseException:
+                shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)
+                raise
+            if not changed:
+                shutil.rmtree(folder / rebuild.NEXT)
+                return False
+            with self._gate.swap():
+                del self._shards[name]
+                shard.close()
+                rebuild.swap_in(folder)
+                self._shards[name] = _load(folder / SHARD)
+            return True
 
     def describe(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}".replace("Service runtime error: ", "")
@@ -287,9 +313,44 @@ class EdgeEngine(Engine):
                     # Loading fills sparse files but creates none, so it needs no reserve: a store that
                     # refused a write for want of space still opens.
                     self._ensure_space(f"load collection {name!r}", 0, reserve=0)
+                    rebuild.settle(self._dir(name))  # after a crash during an index build
                     shard = _load(self._dir(name) / SHARD)
                     self._shards[name] = shard
         return shard
+
+
+class _Gate:
+    """Searches pass together; swapping a rebuilt shard in waits until none is inside, and holds new ones
+    back until it is done (the time it takes to load the new shard)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._inside = 0
+        self._swapping = False
+
+    @contextlib.contextmanager
+    def search(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._swapping)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._inside -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def swap(self) -> Iterator[None]:
+        with self._changed:
+            self._swapping = True
+            self._changed.wait_for(lambda: self._inside == 0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._swapping = False
+                self._changed.notify_all()
 
 
 def _load(path: Path) -> edge.EdgeShard:

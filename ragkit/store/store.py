@@ -384,8 +384,9 @@ class Store:
     def build_index(self, name: str) -> float:
         """Index what was written since the last build; returns the seconds it took.
 
-        On a folder this blocks searches of the collection while it runs, which is why jobs call it after
-        their last write and the HTTP service never does; a server indexes in the background by itself.
+        On a folder the build runs in a child process on a copy of the collection's shard, which is then
+        swapped in: searches go on meanwhile, writes wait, and the disk holds the copy until the swap. A
+        server indexes in the background by itself.
         """
         _check_name(name)
         log.info("building the index of %r in %s", name, self._where)

@@ -1,0 +1,89 @@
+"""An Edge shard's index, built beside the live shard by a child process, then swapped in.
+
+Edge's `optimize()` holds the GIL for as long as it runs: a 40,000-point build stopped every other thread
+of its process for all of its 17.9 s, so in-process it would freeze every search, and the HTTP service
+with them.
+So the engine flushes the shard, copies it (its writes wait meanwhile, its searches do not), has a child
+process optimize the copy, and swaps the copy in between two searches.
+
+On disk, beside `shard/`: `shard.next/` is the copy being built, and `shard.old/` the shard being
+swapped out. `settle` makes a folder whole again after a crash at any point: a copy is used only once the
+child has finished it, which is the only time `shard/` is moved away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SHARD = "shard"
+NEXT = "shard.next"
+OLD = "shard.old"
+_CHUNK = 2**20
+
+
+def copy_shard(source: Path, target: Path) -> None:
+    """Copy a flushed shard folder, keeping the holes of its sparse memory-mapped files as holes, so the
+    copy fills the disk no more than the shard does."""
+    shutil.rmtree(target, ignore_errors=True)
+    for root, _, files in os.walk(source):
+        here = target / Path(root).relative_to(source)
+        here.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            with open(Path(root) / name, "rb") as reading, open(here / name, "wb") as writing:
+                while chunk := reading.read(_CHUNK):
+                    if chunk.count(0) == len(chunk):
+                        writing.seek(len(chunk), os.SEEK_CUR)
+                    else:
+                        writing.write(chunk)
+                writing.truncate()
+
+
+def optimize_copy(path: Path) -> bool:
+    """Build the index of the shard copy at `path` in a child process; True when it changed anything."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ragkit.store.rebuild", str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        shutil.rmtree(path, ignore_errors=True)
+        detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise RuntimeError(f"the index build of {path} failed: {detail[0]}")
+    return bool(json.loads(done.stdout.strip().splitlines()[-1])["changed"])
+
+
+def swap_in(collection: Path) -> None:
+    """Replace `shard/` with the finished `shard.next/` (both closed)."""
+    (collection / SHARD).rename(collection / OLD)
+    settle(collection)
+
+
+def settle(collection: Path) -> None:
+    """Finish or undo a rebuild that a crash interrupted, so `shard/` is the collection's shard."""
+    shard, finished, old = collection / SHARD, collection / NEXT, collection / OLD
+    if not shard.exists() and (finished.exists() or old.exists()):
+        # shard/ moves away only once the copy is finished: use that, else put the old one back.
+        (finished if finished.exists() else old).rename(shard)
+    shutil.rmtree(finished, ignore_errors=True)  # a copy that was never finished
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    """The child: load the copy, build its index, flush, say whether anything changed."""
+    import qdrant_edge as edge
+
+    shard = edge.EdgeShard.load(argv[0])
+    try:
+        changed = shard.optimize()
+        shard.flush()
+    finally:
+        shard.close()
+    print(json.dumps({"changed": bool(changed)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
