@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, StoreError
 from ragkit.server.collections import Collections, CollectionView
 from ragkit.server.engine import Engine
 from ragkit.server.metrics import Metrics
@@ -155,8 +155,13 @@ class Jobs:
         # arrived: in this thread, beside the live shard (Store.build_index), so searches go on.
         unindexed = self._unindexed.get(job.collection, 0) + report.sections_embedded
         if unindexed >= self._index_after:
-            report.index_seconds = view.store.build_index(view.collection)
-            unindexed = 0
+            try:
+                report.index_seconds = view.store.build_index(view.collection)
+                unindexed = 0
+            except StoreError as exc:  # the upload itself is in; the next one tries the build again
+                log.warning(
+                    "index build of %r failed, new points stay searched exactly: %s", view.collection, exc
+                )
         self._unindexed[job.collection] = unindexed
         result = report.to_dict() | {"ok": report.ok}
         # The client knows its file by the name it sent, not by the server's generated path.

@@ -195,8 +195,7 @@ class EdgeEngine(Engine):
             with_payload=fields,
             with_vector=with_vectors,
         )
-        shard = self._shard(name)
-        with self._gate.search():
+        with self._reading(name) as shard:
             records, next_offset = shard.scroll(request)
         return [
             (str(r.id), r.payload or {}, plain_vectors(r.vector) if with_vectors else None) for r in records
@@ -204,8 +203,7 @@ class EdgeEngine(Engine):
 
     def count(self, name: str, conditions: Sequence[Condition]) -> int:
         request = edge.CountRequest(exact=True, filter=_filter(conditions) if conditions else None)
-        shard = self._shard(name)
-        with self._gate.search():
+        with self._reading(name) as shard:
             return shard.count(request)
 
     def query(self, name: str, query: Query) -> list[Hit]:
@@ -243,8 +241,7 @@ class EdgeEngine(Engine):
                 params=params if query.mode == "dense" else None,
                 with_payload=True,
             )
-        shard = self._shard(name)
-        with self._gate.search():
+        with self._reading(name) as shard:
             found = shard.query(request)
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in found]
 
@@ -302,6 +299,20 @@ class EdgeEngine(Engine):
 
     def _dir(self, name: str) -> Path:
         return self._folder / COLLECTIONS / name
+
+    @contextlib.contextmanager
+    def _reading(self, name: str) -> Iterator[edge.EdgeShard]:
+        """The collection's shard for one read, which an index build's swap cannot close meanwhile.
+
+        Loaded before passing the gate: loading takes the write lock, which a build holds while its swap
+        waits for the reads inside the gate to end.
+        """
+        self._shard(name)
+        with self._gate.search():
+            shard = self._shards.get(name)
+            if shard is None:  # a swap failed after taking the old shard out; the next read reloads it
+                raise StoreError(f"collection {name!r} was being swapped after its index build: try again")
+            yield shard
 
     def _shard(self, name: str) -> edge.EdgeShard:
         shard = self._shards.get(name)

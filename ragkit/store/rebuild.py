@@ -1,10 +1,10 @@
 """An Edge shard's index, built beside the live shard by a child process, then swapped in.
 
 Edge's `optimize()` holds the GIL for as long as it runs: a 40,000-point build stopped every other thread
-of its process for all of its 17.9 s, so in-process it would freeze every search, and the HTTP service
-with them.
-So the engine flushes the shard, copies it (its writes wait meanwhile, its searches do not), has a child
-process optimize the copy, and swaps the copy in between two searches.
+of its process for all of its 14 s (`python -m bench.index_build`), so in-process it would freeze every
+search, and the HTTP service with them. So the engine flushes the shard, copies it (its writes wait
+meanwhile, its searches do not), has a child process optimize the copy, and swaps the copy in between two
+searches.
 
 On disk, beside `shard/`: `shard.next/` is the copy being built, and `shard.old/` the shard being
 swapped out. `settle` makes a folder whole again after a crash at any point: a copy is used only once the
