@@ -33,8 +33,8 @@ from ragkit.errors import InputError
 from ragkit.kit import Kit
 from ragkit.server import KeyRing, ServerConfig, create_app
 from ragkit.store.schema import RRF_K
+from tests.browsing import chromium, needs_chromium
 from tests.serving import ADMIN_KEY, running, write_keys
-from tests.test_browser import CHROMEDRIVER, CHROMIUM
 
 MODES = ("dense", "sparse", "hybrid")
 FLOAT32 = 1e-6  # scores come back as float32: 2/RRF_K is 0.20000000298...
@@ -77,11 +77,6 @@ DOCUMENTS = {
         "ten minutes and let it drain completely, because standing water rots the roots.",
     ),
 }
-
-needs_chromium = pytest.mark.skipif(
-    not (CHROMIUM.exists() and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
-)
 
 
 @dataclass(frozen=True)
@@ -287,29 +282,8 @@ def page(shelf: Shelf, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Headless Chromium, set up as tests/test_browser.py sets it up."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def search_in_mode(browser: object, base: str, query: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
