@@ -42,18 +42,30 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
 
         build = threading.Thread(target=store.build_index, args=("docs",))
         write = threading.Thread(target=store.upsert, args=("docs", late))
+        failures: list[BaseException] = []
+
+        def count_meanwhile() -> None:  # a second reader, so that reads overlap the swap
+            while build.is_alive():
+                try:
+                    store.count("docs")
+                except BaseException as exc:
+                    failures.append(exc)
+
+        counting = threading.Thread(target=count_meanwhile)
         build.start()
         time.sleep(0.2)  # the build has the write lock: the write waits for it
         write.start()
+        counting.start()
         latencies = []
         while build.is_alive():
             started = time.monotonic()
             assert store.search("docs", queries[0], top_k=5, mode="hybrid", text="garden")
             latencies.append(time.monotonic() - started)
-        build.join()
-        write.join()
+        for thread in (build, write, counting):
+            thread.join()
 
         print(f"\n{len(latencies)} searches during the build, slowest {max(latencies) * 1000:.0f} ms")
+        assert failures == []
         assert len(latencies) > 10
         assert max(latencies) < 1.0
         assert store.count("docs") == POINTS + 1
