@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ragkit.errors import InputError
-from ragkit.store.schema import Fusion, SearchMode, check_mode
+from ragkit.store.schema import Fusion, SearchMode, check_mode, needs_vector
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,7 +83,7 @@ class Retriever:
         """The best `top_k` sections for `query`, best first; `mode` is dense, sparse or hybrid."""
         check_query(query, top_k)
         check_mode(mode)  # before a model is loaded for a search that cannot run
-        vector = None if mode == "sparse" else self.encoder.encode([query], truncate=True)[0]
+        vector = self.encoder.encode([query], truncate=True)[0] if needs_vector(mode) else None
         return self.search_vector(
             vector,
             query,

@@ -348,6 +348,11 @@ def test_uploads_build_the_index_once_enough_sections_have_arrived(tmp_path: Pat
             unindexed = 0 if builds[-1] else unindexed
         assert any(builds) and not all(builds)
         assert search(client, {"query": "owls sleep"}).json()["hits"][0]["metadata"]["filename"] == "owls.md"
+        # A build on request counts too: the sections uploaded before it are indexed, the count starts again.
+        assert unindexed == 2 and client.post("/v1/index", headers=ADMIN).status_code == 200
+        text = "# Newts\n\n## Sleep\n\nNewts sleep under the stones.\n"
+        job = finished_job(client, upload(client, "newts.md", text.encode()).json()["id"])
+        assert job["report"]["sections_embedded"] == 1 and job["report"]["index_seconds"] == 0
 
 
 def test_an_upload_to_a_new_collection_creates_it(client: httpx.Client) -> None:

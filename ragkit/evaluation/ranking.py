@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ragkit.retrieval import MAX_TOP_K, Hit
+from ragkit.store.schema import needs_vector
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,9 +90,9 @@ def rank_queries(
     # All queries in one encode call: token-budget batches instead of one forward pass per query. BM25
     # alone needs no vectors, and its timing should not include them.
     vectors: Sequence[np.ndarray | None] = (
-        [None] * len(queries)
-        if mode == "sparse"
-        else retriever.encoder.encode(list(queries.values()), truncate=True)
+        retriever.encoder.encode(list(queries.values()), truncate=True)
+        if needs_vector(mode)
+        else [None] * len(queries)
     )
     for (query_id, query), vector in tqdm(
         zip(queries.items(), vectors, strict=True),

@@ -241,9 +241,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(
                 403, "building an index takes a copy of the store: it needs a key for every collection"
             )
-        kit = await _wait(engine.call(collections.get, name))
+        await _wait(engine.call(collections.get, name))  # a missing collection is a 404
         # Not on the engine thread, which answers the searches that go on meanwhile.
-        seconds = await asyncio.to_thread(kit.store.build_index, name)
+        seconds = await asyncio.to_thread(jobs.build_index, name)
         return {"collection": name, "seconds": seconds}
 
     @app.post(

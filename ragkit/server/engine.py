@@ -27,6 +27,7 @@ import numpy as np
 
 from ragkit.errors import StoreError
 from ragkit.retrieval import DEFAULT_MODE, Hit
+from ragkit.store.schema import needs_vector
 
 if TYPE_CHECKING:
     from ragkit.encoder import Encoder
@@ -130,22 +131,20 @@ class Engine:
         return [task for task in taken if task.future.set_running_or_notify_cancel()]
 
     def _run_searches(self, collection: str, searches: list[_Search]) -> None:
-        """One encode call for the batch's queries that need a vector: BM25 alone (sparse) needs none."""
-        embedded = [s for s in searches if s.options.get("mode", DEFAULT_MODE) != "sparse"]
+        """One encode call for the batch's queries that need a vector (not BM25 alone: sparse mode)."""
+        embedded = [needs_vector(s.options.get("mode", DEFAULT_MODE)) for s in searches]
+        texts = [s.query for s, embeds in zip(searches, embedded, strict=True) if embeds]
         try:
             kit = self._collections.get(collection)
-            vectors = (
-                self._encode(kit.encoder, [s.query for s in embedded], truncate=True)[0] if embedded else []
-            )
+            vectors = iter(self._encode(kit.encoder, texts, truncate=True)[0] if texts else [])
         except Exception as exc:  # the collection or its model is unusable: every search in it fails alike
             for search in searches:
                 search.future.set_exception(exc)
             return
         self._metrics.search_batch.observe(len(searches))
         retriever = kit.retriever()
-        vector_of = {id(search): vector for search, vector in zip(embedded, vectors, strict=True)}
-        for search in searches:
-            vector = vector_of.get(id(search))
+        for search, embeds in zip(searches, embedded, strict=True):
+            vector = next(vectors) if embeds else None
             _settle(search.future, partial(retriever.search_vector, vector, search.query, **search.options))
 
     def _encode(self, encoder: Encoder, texts: Sequence[str], **options: Any) -> tuple[np.ndarray, int]:

@@ -107,6 +107,14 @@ class Jobs:
             job = self._jobs.get(job_id)
             return None if job is None else job.to_dict()
 
+    def build_index(self, collection: str) -> float:
+        """Build `collection`'s index now, beside its live shard (`Store.build_index`), so searches go on;
+        uploads count their sections afresh from here. Returns the seconds it took."""
+        seconds = self._collections.store.build_index(collection)
+        with self._lock:
+            self._unindexed[collection] = 0
+        return seconds
+
     def close(self) -> None:
         """Let the running job finish; queued ones are dropped (their staged files go at the next start)."""
         self._runner.shutdown(wait=True, cancel_futures=True)
@@ -152,17 +160,19 @@ class Jobs:
             build_index=False,
         )
         # New sections are searched exactly until the collection's index is built, here once enough have
-        # arrived: in this thread, beside the live shard (Store.build_index), so searches go on.
-        unindexed = self._unindexed.get(job.collection, 0) + report.sections_embedded
-        if unindexed >= self._index_after:
+        # arrived, in this thread.
+        with self._lock:
+            self._unindexed[job.collection] = (
+                self._unindexed.get(job.collection, 0) + report.sections_embedded
+            )
+            due = self._unindexed[job.collection] >= self._index_after
+        if due:
             try:
-                report.index_seconds = view.store.build_index(view.collection)
-                unindexed = 0
+                report.index_seconds = self.build_index(job.collection)
             except StoreError as exc:  # the upload itself is in; the next one tries the build again
                 log.warning(
-                    "index build of %r failed, new points stay searched exactly: %s", view.collection, exc
+                    "index build of %r failed, new points stay searched exactly: %s", job.collection, exc
                 )
-        self._unindexed[job.collection] = unindexed
         result = report.to_dict() | {"ok": report.ok}
         # The client knows its file by the name it sent, not by the server's generated path.
         for entry in (*result["documents_failed"], *result["documents_skipped"]):

@@ -100,7 +100,7 @@ class DeleteResponse(BaseModel):
 
 class IndexResponse(BaseModel):
     collection: str
-    seconds: float = Field(description="how long the build held up the store's searches and writes")
+    seconds: float = Field(description="how long the build took (searches went on; writes waited)")
 
 
 class JobOut(BaseModel):

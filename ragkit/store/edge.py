@@ -255,19 +255,16 @@ class EdgeEngine(Engine):
             self._ensure_space(f"build the index of {name!r}", copy + INDEX_SPACE_FACTOR * segments)
             try:
                 rebuild.copy_shard(folder / SHARD, folder / rebuild.NEXT)
-                changed = rebuild.optimize_copy(folder / rebuild.NEXT)
-            except BaseException:
-                shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)
-                raise
-            if not changed:
-                shutil.rmtree(folder / rebuild.NEXT)
-                return False
-            with self._gate.swap():
-                del self._shards[name]
-                shard.close()
-                rebuild.swap_in(folder)
-                self._shards[name] = _load(folder / SHARD)
-            return True
+                if not rebuild.optimize_copy(folder / rebuild.NEXT):
+                    return False
+                with self._gate.swap():
+                    del self._shards[name]
+                    shard.close()
+                    rebuild.swap_in(folder)
+                    self._shards[name] = _load(folder / SHARD)
+                return True
+            finally:
+                shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)  # an unused or failed copy
 
     def describe(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}".replace("Service runtime error: ", "")

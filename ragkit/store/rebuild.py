@@ -49,7 +49,6 @@ def optimize_copy(path: Path) -> bool:
         [sys.executable, "-m", "ragkit.store.rebuild", str(path)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        shutil.rmtree(path, ignore_errors=True)
         detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
         raise RuntimeError(f"the index build of {path} failed: {detail[0]}")
     return bool(json.loads(done.stdout.strip().splitlines()[-1])["changed"])

@@ -191,6 +191,11 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def needs_vector(mode: str) -> bool:
+    """Whether a search in `mode` needs the query's embedding: BM25 alone (sparse) needs none."""
+    return mode != "sparse"
+
+
 def check_fusion(fusion: str) -> str:
     if fusion not in FUSIONS:
         raise InputError(f"fusion {fusion!r} is unknown; use one of {', '.join(FUSIONS)}")

@@ -40,6 +40,7 @@ from ragkit.store.schema import (
     SearchMode,
     check_fusion,
     check_mode,
+    needs_vector,
 )
 from ragkit.store.types import CollectionInfo, Hit, Point, Query, StoredPoint
 
@@ -359,7 +360,7 @@ class Store:
         check_fusion(fusion)
         schema = self._known_schema(name)
         dense = sparse = None
-        if mode in ("dense", "hybrid"):
+        if needs_vector(mode):
             if vector is None:
                 raise InputError(f"a {mode} search needs the query's vector")
             dense = _vector(vector, "the query vector", schema)
