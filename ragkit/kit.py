@@ -131,7 +131,7 @@ class Kit:
 
     def search(self, query: str, **options: Any) -> list[Hit]:
         """Best sections for a query: `top_k=5`, `filters={...}`, `score_threshold=None`,
-        `mode="hybrid"|"dense"|"sparse"` (see `ragkit.retrieval.Retriever.search`)."""
+        `mode="hybrid"|"dense"|"sparse"`, `fusion="rrf"|"dbsf"` (see `ragkit.retrieval.Retriever.search`)."""
         return self.retriever().search(query, **options)
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
@@ -139,13 +139,13 @@ class Kit:
         return await self.retriever().asearch(query, **options)
 
     def query_engine(self, llm: Any = None, **options: Any) -> QueryEngine:
-        """Answers with numbered sources: `top_k`, `context_tokens`, `filters`, `mode`; see `ragkit.query_engine`."""
+        """Answers with numbered sources: `top_k`, `context_tokens`, `filters`, `mode`, `fusion`; see `ragkit.query_engine`."""
         from ragkit.query_engine import QueryEngine
 
         return QueryEngine(self, llm, **options)
 
     def as_langchain_retriever(self, **options: Any) -> LangChainBaseRetriever:
-        """A LangChain retriever over `search`: `k=5`, `filters`, `score_threshold`, `mode`."""
+        """A LangChain retriever over `search`: `k=5`, `filters`, `score_threshold`, `mode`, `fusion`."""
         from ragkit.integrations.langchain import LangChainRetriever
 
         return LangChainRetriever(kit=self, **options)
@@ -157,7 +157,8 @@ class Kit:
         return LangChainEmbeddings(self.encoder)
 
     def as_llamaindex_retriever(self, **options: Any) -> LlamaIndexBaseRetriever:
-        """A LlamaIndex retriever over `search`: `similarity_top_k=5`, `filters`, `score_threshold`, `mode`."""
+        """A LlamaIndex retriever over `search`: `similarity_top_k=5`, `filters`, `score_threshold`, `mode`,
+        `fusion`."""
         from ragkit.integrations.llamaindex import LlamaIndexRetriever
 
         return LlamaIndexRetriever(self, **options)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ragkit.errors import InputError
 from ragkit.llm import LLM, as_llm
-from ragkit.retrieval import DEFAULT_MODE, Hit
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit
 from ragkit.sentences import SENTENCE_END
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ class QueryEngine:
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
         mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
     ) -> None:
         if isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
             raise InputError(f"context_tokens must be an integer, got {context_tokens!r}")
@@ -129,6 +130,7 @@ class QueryEngine:
         self.filters = filters
         self.score_threshold = score_threshold
         self.mode = mode
+        self.fusion = fusion
 
     def query(self, question: str) -> QueryResponse:
         """Retrieve, assemble the context, answer."""
@@ -250,6 +252,7 @@ class QueryEngine:
             "filters": self.filters,
             "score_threshold": self.score_threshold,
             "mode": self.mode,
+            "fusion": self.fusion,
         }
 
     def _nothing_found(self) -> str:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MAX_TOP_K = 1000
 # Measured (README, "Evaluate"): hybrid beat dense and sparse in nDCG@10 on all four long-document sets.
 DEFAULT_MODE: SearchMode = "hybrid"
+# RRF by default: it beat DBSF on the first two sets (README, "Evaluate").
+DEFAULT_FUSION: Fusion = "rrf"
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,10 @@ class Retriever:
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
         mode: SearchMode = DEFAULT_MODE,
-        fusion: Fusion = "rrf",
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> list[Hit]:
-        """The best `top_k` sections for `query`, best first; `mode` is dense, sparse or hybrid."""
+        """The best `top_k` sections for `query`, best first; `mode` is dense, sparse or hybrid, and `fusion`
+        (rrf or dbsf) how hybrid fuses its two lists."""
         check_query(query, top_k)
         check_mode(mode)  # before a model is loaded for a search that cannot run
         vector = self.encoder.encode([query], truncate=True)[0] if needs_vector(mode) else None
@@ -103,7 +106,7 @@ class Retriever:
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
         mode: SearchMode = DEFAULT_MODE,
-        fusion: Fusion = "rrf",
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> list[Hit]:
         """`search` for a query embedded already: the HTTP service embeds concurrent queries in one batch."""
         check_query(query, top_k)

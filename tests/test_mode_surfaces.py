@@ -1,7 +1,8 @@
 """The search mode (dense, sparse BM25, hybrid) reaches every surface that searches: `kit.search` and
 `kit.asearch`, the LangChain and LlamaIndex retrievers, both query engines, `ragkit search|query --mode`,
 the search page's mode selector, and `ragkit eval --mode`, whose runs over one `--store` embed the corpus
-once.
+once. Hybrid's fusion (`fusion="dbsf"`, `--fusion dbsf`, `"fusion": "dbsf"`) reaches the same surfaces but
+the search page.
 
 The collection is six one-section documents, ingested for real (minilm, embedded Qdrant). One of them, a
 garden shed's inventory, holds the invented part code "zqxvort": BM25 finds that word in that section
@@ -351,7 +352,8 @@ EVAL_QUERIES = {
 
 @pytest.fixture(scope="module")
 def eval_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """`ragkit eval DATASET --store DIR --mode M --json` for dense, then sparse, then hybrid."""
+    """`ragkit eval DATASET --store DIR --mode M --json` for dense, then sparse, then hybrid; then hybrid
+    with `--fusion dbsf`, keyed "dbsf"."""
     dataset = tmp_path_factory.mktemp("beir")
     (dataset / "qrels").mkdir()
     corpus = [{"_id": name.removesuffix(".md"), "title": t, "text": b} for name, (t, b) in DOCUMENTS.items()]
@@ -362,7 +364,7 @@ def eval_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     (dataset / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
     store = tmp_path_factory.mktemp("evalstore")
     runs = {}
-    for mode in MODES:
+    for key, mode, fusion in [*((mode, mode, "rrf") for mode in MODES), ("dbsf", "hybrid", "dbsf")]:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             argv = [
@@ -374,10 +376,12 @@ def eval_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
                 str(store),
                 "--mode",
                 mode,
+                "--fusion",
+                fusion,
                 "--json",
             ]
             assert main(argv) == 0
-        runs[mode] = json.loads(out.getvalue())
+        runs[key] = json.loads(out.getvalue())
     return runs
 
 
@@ -413,3 +417,115 @@ def test_sparse_eval_reports_no_short_rankings_when_the_search_limit_was_not_rea
     assert sparse["units"] < 1000
     assert sparse["short_rankings"] == 0
     assert not any("search limit" in note for note in sparse["notes"])
+
+
+# The fusion of hybrid mode (RRF by default, DBSF when asked) on every surface
+
+
+@pytest.fixture(scope="module")
+def dbsf(shelf: Shelf, expected: dict) -> list[tuple[str, float]]:
+    """Hybrid's answer to QUERY with distribution-based fusion, straight from the store."""
+    vector = shelf.kit.encoder.encode([QUERY], truncate=True)[0]
+    found = shelf.kit.store.search(COLLECTION, vector, mode="hybrid", fusion="dbsf", text=QUERY, top_k=TOP_K)
+    return [(hit.id, hit.score) for hit in found]
+
+
+def test_dbsf_fuses_by_normalised_score_not_by_rank(shelf: Shelf, expected: dict, dbsf: list) -> None:
+    # DBSF sums each list's scores normalised by that list's spread: no 1/(k + rank) bound holds, and the
+    # answer is not RRF's, so a surface that dropped the fusion would answer RRF's scores and fail below.
+    assert dbsf[0][0] == shelf.shed, "the shed is in both lists"
+    assert dbsf[0][1] > 2 / RRF_K
+    assert [score for _, score in dbsf] != pytest.approx([score for _, score in expected["hybrid"]], rel=1e-3)
+    assert_answers([(h.id, h.score) for h in shelf.kit.search(QUERY, top_k=TOP_K)], expected["hybrid"])
+
+
+FUSED = {
+    "search": lambda kit: [(h.id, h.score) for h in kit.search(QUERY, top_k=TOP_K, fusion="dbsf")],
+    "asearch": lambda kit: [
+        (h.id, h.score) for h in asyncio.run(kit.asearch(QUERY, top_k=TOP_K, fusion="dbsf"))
+    ],
+    "langchain": lambda kit: [
+        (d.id, d.metadata["score"]) for d in kit.as_langchain_retriever(k=TOP_K, fusion="dbsf").invoke(QUERY)
+    ],
+    "llamaindex": lambda kit: [
+        (n.node.node_id, n.score)
+        for n in kit.as_llamaindex_retriever(similarity_top_k=TOP_K, fusion="dbsf").retrieve(QUERY)
+    ],
+    "query engine": lambda kit: [
+        (s.id, s.score)
+        for s in kit.query_engine(llm=lambda prompt: "answer", top_k=TOP_K, fusion="dbsf")
+        .query(QUERY)
+        .sources
+    ],
+    "llamaindex query engine": lambda kit: [
+        (n.node.node_id, n.score)
+        for n in kit.as_llamaindex_query_engine(llm=MockLLM(), similarity_top_k=TOP_K, fusion="dbsf")
+        .query(QUERY)
+        .source_nodes
+    ],
+}
+
+
+@pytest.mark.parametrize("surface", FUSED)
+def test_every_python_surface_passes_the_fusion_on(shelf: Shelf, dbsf: list, surface: str) -> None:
+    assert_answers(FUSED[surface](shelf.kit), dbsf)
+
+
+@pytest.mark.parametrize("surface", ["search", "langchain", "query engine"])
+def test_an_unknown_fusion_is_refused_by_name_with_the_known_ones(shelf: Shelf, surface: str) -> None:
+    calls = {
+        "search": lambda kit: kit.search(QUERY, fusion="max"),
+        "langchain": lambda kit: kit.as_langchain_retriever(fusion="max").invoke(QUERY),
+        "query engine": lambda kit: kit.query_engine(llm=lambda p: "answer", fusion="max").query(QUERY),
+    }
+    with pytest.raises(InputError, match=r"fusion 'max' is unknown; use one of rrf, dbsf"):
+        calls[surface](shelf.kit)
+
+
+@pytest.mark.parametrize("command", ["search", "query"])
+def test_cli_fusion_flag(store_copy: list[str], dbsf: list, command: str, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("RAGKIT_LLM_URL", raising=False)
+    argv = [command, QUERY, *store_copy, "--top-k", str(TOP_K), "--fusion", "dbsf", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert_answers(
+        [(hit["id"], hit["score"]) for hit in out["hits" if command == "search" else "sources"]], dbsf
+    )
+
+
+@pytest.mark.parametrize("route", ["search", "query"])
+def test_http_fusion_field(page: str, dbsf: list, route: str) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    body = {"query": QUERY, "top_k": TOP_K, "fusion": "dbsf"}
+    answer = httpx.post(f"{page}/v1/{route}", json=body, headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["hits" if route == "search" else "sources"]
+    assert_answers([(hit["id"], hit["score"]) for hit in found], dbsf)
+
+    refused = httpx.post(f"{page}/v1/{route}", json=body | {"fusion": "max"}, headers=headers, timeout=60)
+    assert refused.status_code == 422 and "fusion" in refused.text
+
+
+def test_eval_ranks_documents_by_the_fusion_asked(shelf: Shelf, dbsf: list) -> None:
+    from ragkit.evaluation.ranking import rank_documents
+
+    vector = shelf.kit.encoder.encode([QUERY], truncate=True)[0]
+    ranking, cut_short = rank_documents(
+        shelf.kit.retriever(), vector, QUERY, top_k=TOP_K, points=6, documents=6, mode="hybrid", fusion="dbsf"
+    )
+    doc_of = {
+        pid: payload["doc_id"] for pid, payload in shelf.kit.store.scroll_payloads(COLLECTION, ["doc_id"])
+    }
+    assert not cut_short
+    assert list(ranking) == [doc_of[pid] for pid, _ in dbsf]
+    assert list(ranking.values()) == pytest.approx([score for _, score in dbsf], rel=1e-5)
+
+
+def test_eval_records_its_fusion_and_reuses_the_stored_vectors(
+    eval_runs: dict[str, dict], tmp_path: Path
+) -> None:
+    assert [eval_runs[key]["fusion"] for key in (*MODES, "dbsf")] == ["rrf", "rrf", "rrf", "dbsf"]
+    assert (eval_runs["dbsf"]["mode"], eval_runs["dbsf"]["units_embedded"]) == ("hybrid", 0)
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(tmp_path), "--fusion", "max"])
+    assert exited.value.code == 2

@@ -1,7 +1,7 @@
 """`ragkit eval`: how well a model and a cutting strategy retrieve, on a BEIR-layout folder or on LoCo.
 
     ragkit eval DATASET_DIR --model minilm [--strategy section|chunk] [--chunk-tokens 512] [--top-k 100]
-                [--mode hybrid|dense|sparse]
+                [--mode hybrid|dense|sparse] [--fusion rrf|dbsf]
     ragkit eval loco --model Alibaba-NLP/gte-large-en-v1.5 [--tasks qmsum,gov_report] [--loco-dir DIR]
 
 Documents are indexed in a temporary embedded store (or in --store DIR / --url, where a second run
@@ -10,7 +10,8 @@ reuses what is stored) and every judged query goes through `Kit.search`. The tex
 
 `"schema": "ragkit.eval/1"` (a dataset folder)
     dataset, model, device, dtype: what ran and where ("float32", "float16", ...)
-    strategy: "section" | "chunk"; mode: "dense" | "sparse" | "hybrid"; max_tokens: per unit; chunk_tokens: as asked (null for sections)
+    strategy: "section" | "chunk"; mode: "dense" | "sparse" | "hybrid"; fusion: "rrf" | "dbsf" (hybrid's)
+    max_tokens: per unit; chunk_tokens: as asked (null for sections)
     top_k: documents ranked per query; collection: the Qdrant collection used
     documents, queries (judged ones), units (sections or chunks), units_embedded, units_reused
     tokens_embedded, embed_seconds, tokens_per_second: document embedding only
@@ -37,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import InputError
-from ragkit.retrieval import DEFAULT_MODE
-from ragkit.store.schema import SEARCH_MODES
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE
+from ragkit.store.schema import FUSIONS, SEARCH_MODES
 
 LOCO = "loco"
 EPILOG = """\
@@ -88,6 +89,12 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         default=DEFAULT_MODE,
         help=f"search mode (default {DEFAULT_MODE}); the stored vectors serve every mode, so with --store DIR "
         "comparing modes embeds the corpus once",
+    )
+    parser.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default=DEFAULT_FUSION,
+        help=f"how hybrid mode fuses its two lists (default {DEFAULT_FUSION})",
     )
     parser.add_argument("--split", default="test", help="qrels file qrels/SPLIT.tsv (default test)")
     parser.add_argument(
@@ -153,5 +160,9 @@ def _options(args: argparse.Namespace) -> Any:
     from ragkit.evaluation.options import EvalOptions
 
     return EvalOptions(
-        strategy=args.strategy, chunk_tokens=args.chunk_tokens, top_k=args.top_k, mode=args.mode
+        strategy=args.strategy,
+        chunk_tokens=args.chunk_tokens,
+        top_k=args.top_k,
+        mode=args.mode,
+        fusion=args.fusion,
     )

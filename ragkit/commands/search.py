@@ -14,7 +14,8 @@ from ragkit.cli import open_kit
 from ragkit.errors import InputError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES, OpenAICompatibleLLM
 from ragkit.query_engine import DEFAULT_CONTEXT_TOKENS, DEFAULT_TOP_K, QueryResponse
-from ragkit.retrieval import DEFAULT_MODE, Hit
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit
+from ragkit.store import FUSIONS
 from ragkit.store import SEARCH_MODES as MODES
 
 FILTER_HELP = """\
@@ -98,6 +99,12 @@ def _read_flags(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODE,
         help=f"dense (embeddings), sparse (BM25 keywords) or hybrid (both, fused by rank; default {DEFAULT_MODE})",
     )
+    parser.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default=DEFAULT_FUSION,
+        help=f"how hybrid fuses its two lists: reciprocal rank or distribution-based (default {DEFAULT_FUSION})",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -149,6 +156,7 @@ def _search(args: argparse.Namespace) -> int:
             filters=filters,
             score_threshold=args.score_threshold,
             mode=args.mode,
+            fusion=args.fusion,
         )
         collection = kit.collection
     if args.json:
@@ -172,7 +180,12 @@ def _query(args: argparse.Namespace) -> int:
         raise InputError("--llm-model needs a server: pass --llm-url or set RAGKIT_LLM_URL")
     with open_kit(args) as kit:
         engine = kit.query_engine(
-            llm, top_k=args.top_k, context_tokens=args.context_tokens, filters=filters, mode=args.mode
+            llm,
+            top_k=args.top_k,
+            context_tokens=args.context_tokens,
+            filters=filters,
+            mode=args.mode,
+            fusion=args.fusion,
         )
         response = engine.query(args.question)
     if args.json:

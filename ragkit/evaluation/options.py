@@ -12,9 +12,10 @@ STRATEGIES: tuple[Strategy, ...] = ("section", "chunk")
 @dataclass(frozen=True)
 class EvalOptions:
     """How to cut documents (whole sections, or windows of `chunk_tokens`), how many documents each
-    query ranks, and in which search mode (dense, sparse or hybrid)."""
+    query ranks, in which search mode (dense, sparse or hybrid), and how hybrid fuses (rrf or dbsf)."""
 
     strategy: Strategy = "section"
     chunk_tokens: int = 512
     top_k: int = 100
     mode: str = "hybrid"
+    fusion: str = "rrf"

@@ -52,6 +52,7 @@ def rank_documents(
     points: int,
     documents: int,
     mode: str,
+    fusion: str = "rrf",
 ) -> tuple[dict[str, float], bool]:
     """The `top_k` documents for an embedded query, and whether the search limit cut them short.
 
@@ -62,7 +63,7 @@ def rank_documents(
     cap = min(MAX_TOP_K, points)
     limit = min(cap, max(wanted, math.ceil(wanted * points / documents)))
     while True:
-        hits = retriever.search_vector(vector, query, top_k=limit, mode=mode)
+        hits = retriever.search_vector(vector, query, top_k=limit, mode=mode, fusion=fusion)
         ranking = best_per_document(hits, top_k)
         if len(ranking) >= wanted or len(hits) < limit:
             return ranking, False
@@ -79,6 +80,7 @@ def rank_queries(
     points: int,
     documents: int,
     mode: str,
+    fusion: str,
     progress: bool,
 ) -> tuple[Run, SearchStats]:
     """Rank documents for every query, timing the whole (query encoding included)."""
@@ -102,7 +104,14 @@ def rank_queries(
         disable=not progress,
     ):
         run[query_id], cut_short = rank_documents(
-            retriever, vector, query, top_k=top_k, points=points, documents=documents, mode=mode
+            retriever,
+            vector,
+            query,
+            top_k=top_k,
+            points=points,
+            documents=documents,
+            mode=mode,
+            fusion=fusion,
         )
         short += cut_short
     return run, SearchStats(len(queries), short, time.perf_counter() - started)

@@ -20,6 +20,7 @@ class EvalResult:
     dtype: str
     strategy: str
     mode: str  # dense, sparse or hybrid
+    fusion: str  # rrf or dbsf: how hybrid fused its lists
     max_tokens: int  # per section, or per chunk after clamping to the model's limit
     chunk_tokens: int | None  # as requested; None for sections
     top_k: int
@@ -54,6 +55,7 @@ class EvalResult:
             "dtype": self.dtype,
             "strategy": self.strategy,
             "mode": self.mode,
+            "fusion": self.fusion,
             "max_tokens": self.max_tokens,
             "chunk_tokens": self.chunk_tokens,
             "top_k": self.top_k,
@@ -84,13 +86,20 @@ class EvalResult:
             f"index      {self.units:,} {kind} in collection {self.collection!r}: "
             f"{self.units_embedded:,} embedded, {self.units_reused:,} already stored",
             _embedding_line(self),
-            f"search     {self.queries:,} queries, {self.mode} mode, in {self.search_seconds:.1f} s "
+            f"search     {self.queries:,} queries, {self._mode()}, in {self.search_seconds:.1f} s "
             f"({self.queries_per_second:,.1f} queries/s)",
             "",
             *(f"{LABELS[name]:<11}{value:.4f}" for name, value in self.metrics.items()),
         ]
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+    def _mode(self) -> str:
+        return (
+            f"{self.mode} mode ({self.fusion.upper()} fusion)"
+            if self.mode == "hybrid"
+            else f"{self.mode} mode"
+        )
 
 
 def _embedding_line(result: EvalResult) -> str:

@@ -80,6 +80,7 @@ def evaluate(
         points=stats.units,
         documents=indexed,
         mode=options.mode,
+        fusion=options.fusion,
         progress=progress,
     )
     if options.top_k < 100:
@@ -96,6 +97,7 @@ def evaluate(
         dtype=str(encoder.dtype).removeprefix("torch."),
         strategy=options.strategy,
         mode=options.mode,
+        fusion=options.fusion,
         max_tokens=max_tokens,
         chunk_tokens=options.chunk_tokens if options.strategy == "chunk" else None,
         top_k=options.top_k,

@@ -16,11 +16,12 @@ from pydantic import ConfigDict
 
 from ragkit.encoder import Encoder
 from ragkit.kit import Kit
-from ragkit.retrieval import DEFAULT_MODE, Hit
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit
 
 
 class LangChainRetriever(BaseRetriever):
-    """`invoke`, `ainvoke` and `batch` over `kit.search`; `k` is ragkit's `top_k`, `mode` its search mode."""
+    """`invoke`, `ainvoke` and `batch` over `kit.search`; `k` is ragkit's `top_k`, `mode` its search mode,
+    `fusion` how hybrid fuses."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -29,6 +30,7 @@ class LangChainRetriever(BaseRetriever):
     filters: dict[str, Any] | None = None
     score_threshold: float | None = None
     mode: str = DEFAULT_MODE
+    fusion: str = DEFAULT_FUSION
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -46,6 +48,7 @@ class LangChainRetriever(BaseRetriever):
             "filters": self.filters,
             "score_threshold": self.score_threshold,
             "mode": self.mode,
+            "fusion": self.fusion,
         }
 
 

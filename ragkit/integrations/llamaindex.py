@@ -19,7 +19,7 @@ from pydantic import PrivateAttr
 from ragkit.encoder import Encoder
 from ragkit.errors import InputError
 from ragkit.kit import Kit
-from ragkit.retrieval import DEFAULT_MODE, Hit
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit
 
 # Stored for ingestion's change detection, not for reading: kept in the metadata, out of prompts.
 BOOKKEEPING_KEYS = ["doc_id", "doc_hash", "tokens", "section_index", "section_count"]
@@ -27,7 +27,8 @@ BOOKKEEPING_KEYS = ["doc_id", "doc_hash", "tokens", "section_index", "section_co
 
 class LlamaIndexRetriever(BaseRetriever):
     """`retrieve` and `aretrieve` over `kit.search`; `similarity_top_k` is ragkit's `top_k`, `mode` its
-    search mode (dense, sparse or hybrid, as LlamaIndex's `vector_store_query_mode`)."""
+    search mode (dense, sparse or hybrid, as LlamaIndex's `vector_store_query_mode`), `fusion` how hybrid
+    fuses (rrf or dbsf)."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class LlamaIndexRetriever(BaseRetriever):
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
         mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -45,6 +47,7 @@ class LlamaIndexRetriever(BaseRetriever):
         self.filters = filters
         self.score_threshold = score_threshold
         self.mode = mode
+        self.fusion = fusion
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [to_node(hit) for hit in self.kit.search(query_bundle.query_str, **self._options())]
@@ -58,6 +61,7 @@ class LlamaIndexRetriever(BaseRetriever):
             "filters": self.filters,
             "score_threshold": self.score_threshold,
             "mode": self.mode,
+            "fusion": self.fusion,
         }
 
 
@@ -101,7 +105,7 @@ def query_engine(kit: Kit, llm: LLM, **options: Any) -> RetrieverQueryEngine:
         raise InputError("as_llamaindex_query_engine needs an llm: pass any LlamaIndex LLM")
     retriever_options = {
         key: options.pop(key)
-        for key in ("similarity_top_k", "filters", "score_threshold", "mode")
+        for key in ("similarity_top_k", "filters", "score_threshold", "mode", "fusion")
         if key in options
     }
     return RetrieverQueryEngine.from_args(LlamaIndexRetriever(kit, **retriever_options), llm=llm, **options)

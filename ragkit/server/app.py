@@ -184,6 +184,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             filters=body.filters,
             score_threshold=body.score_threshold,
             mode=body.mode,
+            fusion=body.fusion,
         )
         return {"hits": [asdict(hit) for hit in await _wait(found)]}
 
@@ -203,6 +204,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             filters=body.filters,
             score_threshold=body.score_threshold,
             mode=body.mode,
+            fusion=body.fusion,
         )
         return (await answerer.aquery(body.query)).to_dict()
 

@@ -41,7 +41,7 @@ MAX_BATCH = 64
 class _Search:
     collection: str
     query: str
-    options: dict[str, Any]  # top_k, filters, score_threshold, mode
+    options: dict[str, Any]  # top_k, filters, score_threshold, mode, fusion
     future: Future[list[Hit]]
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ragkit.query_engine import Source
-from ragkit.retrieval import DEFAULT_MODE
-from ragkit.store.schema import SearchMode
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE
+from ragkit.store.schema import Fusion, SearchMode
 
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
@@ -39,6 +39,10 @@ class SearchRequest(_Request):
     mode: SearchMode = Field(
         DEFAULT_MODE,
         description="dense (embeddings), sparse (BM25 keywords) or hybrid (both, fused by rank in Qdrant)",
+    )
+    fusion: Fusion = Field(
+        DEFAULT_FUSION,
+        description="how hybrid fuses its two lists: rrf (reciprocal rank) or dbsf (distribution-based)",
     )
     collection: str | None = Field(
         None, pattern=COLLECTION_PATTERN, description="defaults to the server's collection"

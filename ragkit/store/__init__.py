@@ -9,6 +9,7 @@ from ragkit.store.filters import parse_filters
 from ragkit.store.ids import point_id
 from ragkit.store.payload import PAYLOAD_FIELDS, check_metadata, section_payload
 from ragkit.store.schema import (
+    FUSIONS,
     SEARCH_MODES,
     Bm25Settings,
     CollectionOptions,
@@ -20,6 +21,7 @@ from ragkit.store.store import Store
 from ragkit.store.types import CollectionInfo, Hit, Point
 
 __all__ = [
+    "FUSIONS",
     "PAYLOAD_FIELDS",
     "SEARCH_MODES",
     "Bm25Settings",

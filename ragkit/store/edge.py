@@ -284,7 +284,7 @@ class EdgeEngine(Engine):
     def _ensure_space(self, what: str, needed: int, reserve: int = FREE_SPACE_RESERVE) -> None:
         """Refuse a step that could fill the disk, which under memory maps would kill the process."""
         free = shutil.disk_usage(self._folder).free
-        required = _disk_bytes(self._folder)[1] + needed + reserve
+        required = space_needed(self._folder, reserve) + needed
         if free >= required:
             return
         raise StoreError(
@@ -380,10 +380,10 @@ def _load(path: Path) -> edge.EdgeShard:
             time.sleep(0.05)
 
 
-def space_needed(folder: Path) -> int:
+def space_needed(folder: Path, reserve: int = FREE_SPACE_RESERVE) -> int:
     """Free space a store folder needs before it loads or writes anything: what its sparse files may
-    still fill, plus FREE_SPACE_RESERVE."""
-    return _disk_bytes(folder)[1] + FREE_SPACE_RESERVE
+    still fill, plus `reserve` for the files that writes create."""
+    return _disk_bytes(folder)[1] + reserve
 
 
 def _point_bytes(point: StoredPoint) -> int:
