@@ -58,9 +58,11 @@ def running(app: object, *, ready_timeout: float = 180) -> Iterator[str]:
 
 
 @contextmanager
-def serving_samples(root: Path, **config: object) -> Iterator[str]:
-    """The samples in collection "docs", served with the test keys; yields the base URL."""
-    ingest_samples(root / "store", "docs")
+def serving_samples(root: Path, *, restart: bool = False, **config: object) -> Iterator[str]:
+    """The samples in collection "docs", served with the test keys; yields the base URL. `restart` serves
+    the store that an earlier call left under `root`."""
+    if not restart:
+        ingest_samples(root / "store", "docs")
     app = create_app(
         ServerConfig(
             collection="docs",

@@ -73,7 +73,48 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
         # The rebuilt shard is in use: its HNSW graph answers, approximately on random vectors.
         assert ranked(store, queries, exact=False) != before
     leftovers = sorted(p.name for p in (tmp_path / "collections" / "docs").iterdir())
-    assert leftovers == ["schema.json", "shard"]
+    assert leftovers == ["schema.json", "shard", "unindexed.json"]
+
+
+def test_the_store_counts_the_points_written_since_the_last_build_across_reopening(
+    tmp_path: Path, monkeypatch
+):
+    vectors = np.random.default_rng(3).normal(size=(30, 8)).astype(np.float32)
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        assert store.unindexed("docs") == 0
+        store.upsert("docs", points(vectors))
+        store.upsert("docs", points(vectors[:10]))  # rewritten points are written again
+        store.delete_points("docs", [point_id("d", 0, "0")])  # deletions need no index
+        assert store.unindexed("docs") == 40
+    with Store.open(path=tmp_path) as store:
+        assert store.unindexed("docs") == 40
+        store.build_index("docs")
+        assert store.unindexed("docs") == 0
+    copies: list[Path] = []
+    copy_shard = rebuild.copy_shard
+    monkeypatch.setattr(
+        rebuild, "copy_shard", lambda source, target: copies.append(target) or copy_shard(source, target)
+    )
+    with Store.open(path=tmp_path) as store:
+        assert store.unindexed("docs") == 0
+        store.build_index("docs")  # nothing written since the last build: no copy of the shard
+        assert copies == []
+        store.upsert("docs", points(vectors[:5]))
+        store.build_index("docs")
+        assert len(copies) == 1 and store.unindexed("docs") == 0
+
+
+def test_a_collection_from_before_the_count_counts_all_its_points_as_unindexed(tmp_path: Path):
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        store.upsert("docs", points(np.random.default_rng(4).normal(size=(30, 8)).astype(np.float32)))
+        store.build_index("docs")
+    (tmp_path / "collections" / "docs" / "unindexed.json").unlink()  # as an earlier ragkit left it
+    with Store.open(path=tmp_path) as store:
+        assert store.unindexed("docs") == 30
+        store.build_index("docs")
+        assert store.unindexed("docs") == 0
 
 
 def test_a_build_with_nothing_to_do_changes_nothing(tmp_path: Path):
@@ -82,7 +123,7 @@ def test_a_build_with_nothing_to_do_changes_nothing(tmp_path: Path):
         store.upsert("docs", points(np.random.default_rng(1).normal(size=(30, 8)).astype(np.float32)))
         store.build_index("docs")
         store.build_index("docs")
-        assert store.count("docs") == 30
+        assert store.count("docs") == 30 and store.unindexed("docs") == 0
     assert not (tmp_path / "collections" / "docs" / rebuild.NEXT).exists()
 
 
@@ -97,7 +138,7 @@ def test_a_crash_at_any_step_of_a_build_leaves_a_store_that_opens_whole(tmp_path
     def reopened() -> int:
         with Store.open(path=tmp_path) as store:
             count = store.count("docs")
-        assert sorted(p.name for p in collection.iterdir()) == ["schema.json", "shard"]
+        assert sorted(p.name for p in collection.iterdir()) == ["schema.json", "shard", "unindexed.json"]
         return count
 
     # Killed while copying or building: the copy is unfinished, the shard untouched.

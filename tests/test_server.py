@@ -355,6 +355,22 @@ def test_uploads_build_the_index_once_enough_sections_have_arrived(tmp_path: Pat
         assert job["report"]["sections_embedded"] == 1 and job["report"]["index_seconds"] == 0
 
 
+def test_the_count_towards_the_next_build_outlives_a_restart_of_the_service(tmp_path: Path) -> None:
+    def sections_and_build(url: str, animal: str) -> tuple[int, bool]:
+        text = f"# {animal.title()}\n\n## Sleep\n\n{animal.title()} sleep in the shed during the day.\n"
+        with httpx.Client(base_url=url, timeout=60) as client:
+            report = finished_job(client, upload(client, f"{animal}.md", text.encode()).json()["id"])[
+                "report"
+            ]
+        return report["sections_embedded"], report["index_seconds"] > 0
+
+    with serving_samples(tmp_path, index_after=3) as url:
+        assert [sections_and_build(url, animal) for animal in ("cats", "dogs")] == [(1, False), (1, False)]
+    with serving_samples(tmp_path, restart=True, index_after=3) as url:
+        assert sections_and_build(url, "owls") == (1, True)  # the third section since the last build
+        assert sections_and_build(url, "bats") == (1, False)
+
+
 def test_an_upload_to_a_new_collection_creates_it(client: httpx.Client) -> None:
     job = finished_job(client, upload(client, "cats.md", CATS.encode(), collection="pets").json()["id"])
     assert job["status"] == "succeeded"

@@ -351,3 +351,11 @@ def test_an_unreachable_server_fails_after_the_retries_with_a_clear_error():
     assert url in message
     assert "failed 3 times" in message
     assert "server is running" in message
+
+
+def test_a_server_indexes_by_itself_so_nothing_waits_for_a_build(tmp_path: Path):
+    with Store.open(url=":memory:") as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        store.upsert("docs", [section(i) for i in range(6)])
+        assert store.unindexed("docs") == 0
+        assert store.build_index("docs") >= 0 and store.count("docs") == 6

@@ -69,7 +69,6 @@ class Jobs:
     ) -> None:
         self._engine = engine
         self._index_after = index_after
-        self._unindexed: dict[str, int] = {}  # sections uploaded per collection since its last build
         self._collection_options = collection_options
         self._collections = collections
         self._metrics = metrics
@@ -108,12 +107,9 @@ class Jobs:
             return None if job is None else job.to_dict()
 
     def build_index(self, collection: str) -> float:
-        """Build `collection`'s index now, beside its live shard (`Store.build_index`), so searches go on;
-        uploads count their sections afresh from here. Returns the seconds it took."""
-        seconds = self._collections.store.build_index(collection)
-        with self._lock:
-            self._unindexed[collection] = 0
-        return seconds
+        """Build `collection`'s index now, beside its live shard (`Store.build_index`), so searches go on.
+        Returns the seconds it took."""
+        return self._collections.store.build_index(collection)
 
     def close(self) -> None:
         """Let the running job finish; queued ones are dropped (their staged files go at the next start)."""
@@ -160,13 +156,8 @@ class Jobs:
             build_index=False,
         )
         # New sections are searched exactly until the collection's index is built, here once enough have
-        # arrived, in this thread.
-        with self._lock:
-            self._unindexed[job.collection] = (
-                self._unindexed.get(job.collection, 0) + report.sections_embedded
-            )
-            due = self._unindexed[job.collection] >= self._index_after
-        if due:
+        # arrived, in this thread. The store keeps the count, so it holds across restarts of the service.
+        if self._collections.store.unindexed(job.collection) >= self._index_after:
             try:
                 report.index_seconds = self.build_index(job.collection)
             except StoreError as exc:  # the upload itself is in; the next one tries the build again

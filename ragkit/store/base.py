@@ -79,6 +79,10 @@ class Engine(ABC):
     def query(self, name: str, query: Query) -> list[Hit]: ...
 
     @abstractmethod
+    def unindexed(self, name: str) -> int:
+        """Points written since the last index build (0 where the engine indexes by itself)."""
+
+    @abstractmethod
     def build_index(self, name: str) -> bool:
         """Build the vector index of points written since the last build; False when there was nothing to do."""
 

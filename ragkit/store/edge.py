@@ -7,6 +7,7 @@ beside it:
     DIR/.lock                           held by the process that has the store open
     DIR/collections/NAME/schema.json    model, dimension, schema version, BM25 settings, indexes
     DIR/collections/NAME/shard/         the Edge shard (segments, WAL, payload indexes)
+    DIR/collections/NAME/unindexed.json points written since the last index build
 
 A collection exists once its schema.json does; that file is written last and atomically, so a crash
 while creating leaves a folder that the next create clears. Writes go through Edge's WAL: a process
@@ -16,7 +17,8 @@ Threads: searches run together (Edge releases the GIL for them, and a shard serv
 writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, so `build_index`
 runs it in a child process on a copy of the shard and swaps the copy in between two searches (see
 `rebuild`): searches go on meanwhile, writes wait. Until a build, new points sit in segments that are
-searched exactly.
+searched exactly. Their count is kept beside the shard, so that whoever decides when to build (an
+ingestion job, the service) sees it across restarts, and a build with nothing to index copies nothing.
 
 Disk space: Edge keeps its WAL, vectors and payload indexes in memory-mapped files that it creates
 sparse (a 32 MiB WAL segment, a 32 MiB vector chunk) and fills later, some when a shard is loaded. On a
@@ -59,6 +61,7 @@ FORMAT = {"format": "ragkit-store", "engine": "qdrant-edge", "version": 1}
 LOCK = ".lock"
 COLLECTIONS = "collections"
 SCHEMA_FILE = "schema.json"
+UNINDEXED_FILE = "unindexed.json"
 SHARD = rebuild.SHARD
 # How long a shard's WAL may stay held by a process that has handed the folder back.
 WAL_RELEASE_WAIT_S = 30.0
@@ -121,6 +124,7 @@ class EdgeEngine(Engine):
             for key, kind in schema.indexes.items():
                 shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
             shard.flush()
+            _write_json(folder / UNINDEXED_FILE, {"points": 0})
             _write_json(folder / SCHEMA_FILE, schema.to_json())
             self._shards[name] = shard
             self._schemas[name] = schema
@@ -160,6 +164,14 @@ class EdgeEngine(Engine):
         with self._write:
             self._ensure_space(f"write {len(points)} points into {name!r}", needed)
             self._update(name, operation)
+            # After the write: a crash in between leaves one batch uncounted, never a count of nothing.
+            _write_json(self._dir(name) / UNINDEXED_FILE, {"points": self.unindexed(name) + len(points)})
+
+    def unindexed(self, name: str) -> int:
+        try:
+            return int(json.loads((self._dir(name) / UNINDEXED_FILE).read_text(encoding="utf-8"))["points"])
+        except FileNotFoundError:  # a collection older than the count: any of its points may be unindexed
+            return self.count(name, [])
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         with self._write:
@@ -248,6 +260,8 @@ class EdgeEngine(Engine):
     def build_index(self, name: str) -> bool:
         folder = self._dir(name)
         with self._write:
+            if self.unindexed(name) == 0:
+                return False
             shard = self._shard(name)
             shard.flush()
             copy, _ = _disk_bytes(folder / SHARD)
@@ -255,14 +269,16 @@ class EdgeEngine(Engine):
             self._ensure_space(f"build the index of {name!r}", copy + INDEX_SPACE_FACTOR * segments)
             try:
                 rebuild.copy_shard(folder / SHARD, folder / rebuild.NEXT)
-                if not rebuild.optimize_copy(folder / rebuild.NEXT):
-                    return False
-                with self._gate.swap():
-                    del self._shards[name]
-                    shard.close()
-                    rebuild.swap_in(folder)
-                    self._shards[name] = _load(folder / SHARD)
-                return True
+                changed = rebuild.optimize_copy(folder / rebuild.NEXT)
+                if changed:
+                    with self._gate.swap():
+                        del self._shards[name]
+                        shard.close()
+                        rebuild.swap_in(folder)
+                        self._shards[name] = _load(folder / SHARD)
+                # Writes waited since the copy, so every point is now where the build left it.
+                _write_json(folder / UNINDEXED_FILE, {"points": 0})
+                return changed
             finally:
                 shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)  # an unused or failed copy
 

@@ -230,6 +230,9 @@ class ServerEngine(Engine):
             )
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in response.points]
 
+    def unindexed(self, name: str) -> int:
+        return 0
+
     def build_index(self, name: str) -> bool:
         return False
 
