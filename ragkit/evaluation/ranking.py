@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ragkit.retrieval import MAX_TOP_K, Hit
+from ragkit.retrieval import DEFAULT_FUSION, MAX_TOP_K, Hit
 from ragkit.store.schema import needs_vector
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def rank_documents(
     points: int,
     documents: int,
     mode: str,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
 ) -> tuple[dict[str, float], bool]:
     """The `top_k` documents for an embedded query, and whether the search limit cut them short.
 

@@ -100,6 +100,7 @@ class EdgeEngine(Engine):
             raise
         self._shards: dict[str, edge.EdgeShard] = {}
         self._schemas: dict[str, Schema] = {}
+        self._unindexed: dict[str, int] = {}  # UNINDEXED_FILE's counts, read once per collection
         self._write = threading.RLock()
         self._gate = _Gate()
 
@@ -124,7 +125,7 @@ class EdgeEngine(Engine):
             for key, kind in schema.indexes.items():
                 shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
             shard.flush()
-            _write_json(folder / UNINDEXED_FILE, {"points": 0})
+            self._count_unindexed(name, 0)
             _write_json(folder / SCHEMA_FILE, schema.to_json())
             self._shards[name] = shard
             self._schemas[name] = schema
@@ -163,15 +164,24 @@ class EdgeEngine(Engine):
         needed = UPSERT_SPACE_FACTOR * sum(_point_bytes(p) for p in points)
         with self._write:
             self._ensure_space(f"write {len(points)} points into {name!r}", needed)
+            before = self.unindexed(name)
             self._update(name, operation)
             # After the write: a crash in between leaves one batch uncounted, never a count of nothing.
-            _write_json(self._dir(name) / UNINDEXED_FILE, {"points": self.unindexed(name) + len(points)})
+            self._count_unindexed(name, before + len(points))
 
     def unindexed(self, name: str) -> int:
-        try:
-            return int(json.loads((self._dir(name) / UNINDEXED_FILE).read_text(encoding="utf-8"))["points"])
-        except FileNotFoundError:  # a collection older than the count: any of its points may be unindexed
-            return self.count(name, [])
+        with self._write:
+            if name not in self._unindexed:
+                try:
+                    text = (self._dir(name) / UNINDEXED_FILE).read_text(encoding="utf-8")
+                    self._unindexed[name] = int(json.loads(text)["points"])
+                except FileNotFoundError:  # a collection older than the count: any point may be unindexed
+                    self._unindexed[name] = self.count(name, [])
+            return self._unindexed[name]
+
+    def _count_unindexed(self, name: str, points: int) -> None:
+        _write_json(self._dir(name) / UNINDEXED_FILE, {"points": points})
+        self._unindexed[name] = points
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         with self._write:
@@ -277,7 +287,7 @@ class EdgeEngine(Engine):
                         rebuild.swap_in(folder)
                         self._shards[name] = _load(folder / SHARD)
                 # Writes waited since the copy, so every point is now where the build left it.
-                _write_json(folder / UNINDEXED_FILE, {"points": 0})
+                self._count_unindexed(name, 0)
                 return changed
             finally:
                 shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)  # an unused or failed copy
