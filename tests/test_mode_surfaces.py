@@ -1,8 +1,8 @@
 """The search mode (dense, sparse BM25, hybrid) reaches every surface that searches: `kit.search` and
 `kit.asearch`, the LangChain and LlamaIndex retrievers, both query engines, `ragkit search|query --mode`,
 the search page's mode selector, and `ragkit eval --mode`, whose runs over one `--store` embed the corpus
-once. Hybrid's fusion (`fusion="dbsf"`, `--fusion dbsf`, `"fusion": "dbsf"`) reaches the same surfaces but
-the search page.
+once. Hybrid's fusion (`fusion="dbsf"`, `--fusion dbsf`, `"fusion": "dbsf"`, the page's fusion selector)
+reaches the same surfaces.
 
 The collection is six one-section documents, ingested for real (minilm, embedded Qdrant). One of them, a
 garden shed's inventory, holds the invented part code "zqxvort": BM25 finds that word in that section
@@ -287,14 +287,19 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield driver
 
 
-def search_in_mode(browser: object, base: str, query: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
-    """Pick the mode, type key and query, press Enter; the status line and (breadcrumb, score) per hit."""
+def search_in_mode(
+    browser: object, base: str, query: str, mode: str, fusion: str | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """Pick the mode (and fusion), type key and query, press Enter; the status line and (breadcrumb,
+    score) per hit."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(base + "/")
     Select(browser.find_element(By.ID, "mode")).select_by_value(mode)
+    if fusion is not None:
+        Select(browser.find_element(By.ID, "fusion")).select_by_value(fusion)
     browser.find_element(By.ID, "api-key").send_keys(ADMIN_KEY)
     browser.find_element(By.ID, "query").send_keys(query, Keys.ENTER)
     status = browser.find_element(By.ID, "status")
@@ -337,6 +342,30 @@ def test_search_page_mode_selector_sends_the_mode_and_shows_its_scores(browser: 
     assert all(-1 <= float(score) <= 1 for _, score in shown["dense"])
     assert shown["hybrid"][0][0] == SHED
     assert all(float(score) <= 2 / RRF_K + FLOAT32 for _, score in shown["hybrid"])
+
+
+@needs_chromium
+def test_search_page_fusion_selector_sends_dbsf_in_hybrid_mode_only(browser: object, page: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(page + "/")
+    fusion = browser.find_element(By.ID, "fusion")
+    assert [option.get_attribute("value") for option in Select(fusion).options] == ["rrf", "dbsf"]
+    assert Select(fusion).first_selected_option.get_attribute("value") == "rrf"
+    assert fusion.is_enabled(), "hybrid is the default mode"
+    Select(browser.find_element(By.ID, "mode")).select_by_value("dense")
+    assert not fusion.is_enabled(), "only hybrid fuses"
+
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    api = httpx.post(
+        f"{page}/v1/search", json={"query": QUERY, "top_k": 5, "fusion": "dbsf"}, headers=headers, timeout=60
+    )
+    hits = api.json()["hits"]
+    _, shown = search_in_mode(browser, page, QUERY, "hybrid", fusion="dbsf")
+    assert [crumb for crumb, _ in shown] == [" › ".join(h["metadata"]["breadcrumb"]) for h in hits]
+    assert [float(score) for _, score in shown] == pytest.approx([h["score"] for h in hits], rel=5e-3)
+    assert float(shown[0][1]) > 2 / RRF_K, "a DBSF score, above any RRF score"
 
 
 # ragkit eval --mode over one --store

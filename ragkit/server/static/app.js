@@ -26,7 +26,8 @@ function renderHit(hit) {
   head.append(
     element("span", "source", meta.filename || meta.source || hit.id),
     element("span", "pages", pages(meta)),
-    // Scores are the mode's own (cosine, BM25, or a fused rank score of at most 0.2): shown, not compared.
+    // Scores are the mode's own (cosine, BM25, an RRF rank score of at most 0.2, or a DBSF sum of about
+    // 0 to 2): shown, not compared.
     element("span", "score", hit.score.toPrecision(3)),
   );
   item.append(
@@ -44,6 +45,7 @@ async function search(event) {
     top_k: Number(document.getElementById("top-k").value),
     mode: document.getElementById("mode").value,
   };
+  if (body.mode === "hybrid") body.fusion = document.getElementById("fusion").value;
   const collection = document.getElementById("collection").value.trim();
   if (collection) body.collection = collection;
   const headers = { "Content-Type": "application/json" };
@@ -66,5 +68,14 @@ async function search(event) {
     statusLine.className = "error";
   }
 }
+
+// Only hybrid fuses, so the fusion can be chosen only in hybrid mode.
+const modeSelect = document.getElementById("mode");
+const fusionSelect = document.getElementById("fusion");
+function fusionFollowsMode() {
+  fusionSelect.disabled = modeSelect.value !== "hybrid";
+}
+modeSelect.addEventListener("change", fusionFollowsMode);
+fusionFollowsMode();
 
 form.addEventListener("submit", search);
