@@ -245,7 +245,7 @@ def test_ingest_killed_at_seeded_moments_then_rerun_equals_a_clean_run(tmp_path,
     rng = random.Random(SEED)
     # After the first or second of three batches (the third is followed at once by the deletions, and
     # a kill there may land on the finished point set), and inside the index build.
-    moments = [("batch", rng.randint(1, 2)), ("batch", rng.randint(1, 2)), ("index", 1)]
+    moments = [("batch", rng.randint(1, 2)), ("index", 1)]
     for attempt, moment in enumerate(moments):
         store = tmp_path / f"killed-{attempt}"
         shutil.copytree(before, store)

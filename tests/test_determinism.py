@@ -31,7 +31,7 @@ from tests.test_parse import REPORT_PAGES, write_pdf
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_PDFS = ("ltnews14.pdf", "tulm.pdf", "l3prefixes.pdf")  # two columns, code listings, a table
-SEEDS = ("1", "2", "3")
+SEEDS = ("1", "2")  # two hash seeds, so that anything that follows a set's order differs
 
 
 def _write_corpus(folder: Path) -> list[Path]:

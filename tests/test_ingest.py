@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -214,40 +213,6 @@ def test_a_store_held_by_another_process_is_a_clear_cli_error(tmp_path, capsys):
         )
     assert code.returncode == 2
     assert str(tmp_path / "store") in code.stderr and "another" in code.stderr
-
-
-def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for i in range(40):  # ~600 short sections: one embedding flush, upserted in three batches
-        sections = "\n\n".join(
-            f"## Part {j}\n\n"
-            + " ".join(f"document {i} part {j} sentence {k} about item {i * j + k}." for k in range(7))
-            for j in range(15)
-        )
-        (corpus / f"doc{i:02}.md").write_text(f"# Document {i}\n\n{sections}\n")
-    ingest(tmp_path / "clean", corpus)
-    clean = points(tmp_path / "clean", "docs")
-
-    store = tmp_path / "killed"
-    job = subprocess.Popen(
-        [sys.executable, "-m", "ragkit.cli", "-v", "ingest", str(corpus), "--collection", "docs", "--store",
-         str(store), "--model", "minilm", "--workers", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert job.stderr is not None
-    for line in job.stderr:  # the store logs each batch it has written (debug level, with -v)
-        if "upserted a batch" in line:
-            break
-    job.send_signal(signal.SIGKILL)
-    job.wait()
-    partial = points(store, "docs")
-    assert 0 < len(partial) < len(clean), "the kill should land mid-run"
-
-    ingest(store, corpus)
-    assert points(store, "docs") == clean
 
 
 def test_a_script_read_from_stdin_still_gets_parsing_processes(tmp_path):
