@@ -116,5 +116,5 @@ def build_index(store: Store, collection: str, result: IngestReport) -> None:
     """Index what was written, after the job's last write; on an embedded store writes wait while it
     runs, so the job does it once, at its end, and reports how long it took. Even when nothing changed:
     a job killed while indexing left its points written but not indexed, and the store's build returns
-    at once when nothing was written since the last one."""
+    at once when nothing was written or deleted since the last one."""
     result.index_seconds = round(store.build_index(collection), 3)

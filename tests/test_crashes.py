@@ -298,8 +298,8 @@ def test_a_full_disk_ends_the_job_with_a_clear_error_and_no_half_written_documen
 
     # Edge's sparse memory-mapped files (WAL segments, vector chunks, payload indexes) may fill ~170 MiB
     # more than the few MiB they take after the first job; the store keeps that free, 64 MiB besides,
-    # and twice its segments for an index build.
-    with tmpfs(tmp_path / "disk", size_mb=512) as disk:
+    # and for an index build a copy of the shard, its sparse files as large again, and twice its segments.
+    with tmpfs(tmp_path / "disk", size_mb=640) as disk:
         store = disk / "store"
         assert ingest(store, corpus / "a", tiny_gte_dir).ok
         filler = fill(disk, edge.space_needed(store) + 2 * 2**20)  # room for the first batch of b

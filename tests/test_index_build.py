@@ -7,11 +7,16 @@ a folder that opens whole.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
+import pytest
 
 from ragkit.store import Point, Store, point_id, rebuild
 
@@ -35,8 +40,10 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
     queries = rng.normal(size=(5, DIM))
     late = points(rng.normal(size=(1, DIM)), doc="late")
     with Store.open(path=tmp_path) as store:
-        store.ensure_collection("docs", dim=DIM, model="m")
-        store.upsert("docs", points(rng.normal(size=(POINTS, DIM)).astype(np.float32)))
+        for name, count in (("docs", POINTS), ("other", 3)):
+            store.ensure_collection(name, dim=DIM, model="m")
+            store.upsert(name, points(rng.normal(size=(count, DIM)).astype(np.float32)))
+    with Store.open(path=tmp_path) as store:  # reopened: "other" is loaded on its first read, below
         before = ranked(store, queries)
         assert ranked(store, queries, exact=False) == before  # no index yet: searched exactly
 
@@ -56,6 +63,10 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
         time.sleep(0.2)  # the build has the write lock: the write waits for it
         write.start()
         counting.start()
+        started = time.monotonic()
+        assert store.count("other") == 3  # loading another collection does not wait for this build
+        first_read_of_other = time.monotonic() - started
+        assert build.is_alive()
         latencies = []
         while build.is_alive():
             started = time.monotonic()
@@ -67,7 +78,7 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
         print(f"\n{len(latencies)} searches during the build, slowest {max(latencies) * 1000:.0f} ms")
         assert failures == []
         assert len(latencies) > 10
-        assert max(latencies) < 1.0
+        assert max(latencies) < 1.0 and first_read_of_other < 1.0
         assert store.count("docs") == POINTS + 1
         assert ranked(store, queries) == before  # the late point is not near these queries
         # The rebuilt shard is in use: its HNSW graph answers, approximately on random vectors.
@@ -85,10 +96,13 @@ def test_the_store_counts_the_points_written_since_the_last_build_across_reopeni
         assert store.unindexed("docs") == 0
         store.upsert("docs", points(vectors))
         store.upsert("docs", points(vectors[:10]))  # rewritten points are written again
-        store.delete_points("docs", [point_id("d", 0, "0")])  # deletions need no index
-        assert store.unindexed("docs") == 40
+        # Deleted points stay in the index until a build leaves them out.
+        store.delete_points("docs", [point_id("d", 0, "0")])
+        store.delete_where("docs", {"doc_id": "d1"})
+        store.delete_where("docs", {"doc_id": "no such document"})
+        assert store.unindexed("docs") == 42
     with Store.open(path=tmp_path) as store:
-        assert store.unindexed("docs") == 40
+        assert store.unindexed("docs") == 42
         store.build_index("docs")
         assert store.unindexed("docs") == 0
     copies: list[Path] = []
@@ -105,14 +119,21 @@ def test_the_store_counts_the_points_written_since_the_last_build_across_reopeni
         assert len(copies) == 1 and store.unindexed("docs") == 0
 
 
-def test_a_collection_from_before_the_count_counts_all_its_points_as_unindexed(tmp_path: Path):
+@pytest.mark.parametrize("left", ["missing", "empty", "damaged"])
+def test_a_collection_without_a_readable_count_counts_all_its_points_as_unindexed(tmp_path: Path, left: str):
     with Store.open(path=tmp_path) as store:
         store.ensure_collection("docs", dim=8, model="m")
         store.upsert("docs", points(np.random.default_rng(4).normal(size=(30, 8)).astype(np.float32)))
         store.build_index("docs")
-    (tmp_path / "collections" / "docs" / "unindexed.json").unlink()  # as an earlier ragkit left it
+    count_file = tmp_path / "collections" / "docs" / "unindexed.json"
+    if left == "missing":  # as an earlier ragkit left it
+        count_file.unlink()
+    else:
+        count_file.write_text("" if left == "empty" else '{"points": "many"')
     with Store.open(path=tmp_path) as store:
         assert store.unindexed("docs") == 30
+        store.upsert("docs", points(np.random.default_rng(5).normal(size=(2, 8)).astype(np.float32), "e"))
+        assert store.unindexed("docs") == 32
         store.build_index("docs")
         assert store.unindexed("docs") == 0
 
@@ -152,3 +173,39 @@ def test_a_crash_at_any_step_of_a_build_leaves_a_store_that_opens_whole(tmp_path
     # Killed after the copy moved in, before the old shard was removed.
     rebuild.copy_shard(shard, old)
     assert reopened() == 50
+
+
+def test_the_child_that_builds_an_index_ends_with_the_process_that_started_it(tmp_path: Path):
+    # An orphaned build would go on writing the copy that the next process to open the collection
+    # removes and copies anew. 12,000 points take the child seconds to index, so it is killed mid-build.
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=DIM, model="m")
+        store.upsert("docs", points(np.random.default_rng(8).normal(size=(POINTS, DIM)).astype(np.float32)))
+    collection = tmp_path / "collections" / "docs"
+    rebuild.copy_shard(collection / rebuild.SHARD, collection / rebuild.NEXT)
+    build_the_copy = "import sys; from ragkit.store import rebuild; rebuild.optimize_copy(sys.argv[1])"
+    starter = subprocess.Popen([sys.executable, "-c", build_the_copy, str(collection / rebuild.NEXT)])
+    deadline = time.monotonic() + 60
+    while not (children := psutil.Process(starter.pid).children()):
+        assert time.monotonic() < deadline and starter.poll() is None, "the build's child did not start"
+        time.sleep(0.01)
+    time.sleep(1.0)  # past its start, into the build
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    child, deadline = children[0], time.monotonic() + 2
+    while not ended(child):
+        if time.monotonic() > deadline:
+            child.kill()
+            raise AssertionError("the index build's child outlived the process that started it")
+        time.sleep(0.01)
+    with Store.open(path=tmp_path) as store:  # the unfinished copy is cleared, the shard untouched
+        assert store.count("docs") == POINTS
+    assert not (collection / rebuild.NEXT).exists()
+
+
+def ended(process: psutil.Process) -> bool:
+    """Gone, or a zombie that its new parent has not reaped (an orphan's may never)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -7,17 +7,21 @@ import math
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import psutil
 import pytest
 
 from ragkit.cli import main
 from ragkit.commands.serve import check_exposure
 from ragkit.errors import InputError
 from ragkit.server import KeyRing
+from ragkit.store import Point, Store, point_id
 from tests.serving import ADMIN_KEY, OTHER_KEY, ingest_samples, serving_samples
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -330,6 +334,43 @@ def test_an_admin_builds_the_index_on_request_and_search_goes_on(client: httpx.C
     refused = client.post("/v1/index", params={"collection": "other"}, headers=OTHER)
     assert refused.status_code == 403 and "every collection" in refused.json()["detail"]
     assert client.post("/v1/index", params={"collection": "nope"}, headers=ADMIN).status_code == 404
+
+
+def test_a_delete_that_waits_for_an_index_build_holds_up_no_search(tmp_path: Path) -> None:
+    # Writes wait for a build; searches, which the engine thread answers, must not wait with them.
+    ingest_samples(tmp_path / "store", "docs")
+    vectors = np.random.default_rng(9).normal(size=(12_000, 384)).astype(np.float32)  # seconds to index
+    with Store.open(path=tmp_path / "store") as store:
+        store.ensure_collection("bulk", dim=384, model=store.collection_info("docs").model)
+        notes = [{"text": f"note {i}", "doc_id": f"b{i % 50}"} for i in range(len(vectors))]
+        store.upsert("bulk", [Point(point_id("bulk", i, ""), v, notes[i]) for i, v in enumerate(vectors)])
+    answers: dict[str, httpx.Response] = {}
+
+    def call(what: str, method: str, path: str) -> None:
+        with httpx.Client(base_url=url, timeout=120) as own:
+            answers[what] = own.request(method, path, params={"collection": "bulk"}, headers=ADMIN)
+
+    with serving_samples(tmp_path, restart=True) as url, httpx.Client(base_url=url, timeout=60) as client:
+        build = threading.Thread(target=call, args=("build", "POST", "/v1/index"))
+        build.start()
+        deadline = time.monotonic() + 60
+        while not any("ragkit.store.rebuild" in c.cmdline() for c in psutil.Process().children()):
+            assert time.monotonic() < deadline and build.is_alive(), "the build's child did not start"
+            time.sleep(0.01)
+        delete = threading.Thread(target=call, args=("delete", "DELETE", "/v1/documents/b0"))
+        delete.start()
+        latencies = []
+        while build.is_alive():
+            started = time.monotonic()
+            assert search(client, {"query": TOMATOES}).status_code == 200
+            latencies.append(time.monotonic() - started)
+        build.join()
+        delete.join()
+    print(
+        f"\n{len(latencies)} searches during the build and a delete, slowest {max(latencies) * 1000:.0f} ms"
+    )
+    assert len(latencies) > 3 and max(latencies) < 1.0
+    assert answers["build"].status_code == 200 and answers["delete"].json()["deleted"] == 240
 
 
 def test_uploads_build_the_index_once_enough_sections_have_arrived(tmp_path: Path) -> None:

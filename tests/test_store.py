@@ -359,3 +359,33 @@ def test_a_server_indexes_by_itself_so_nothing_waits_for_a_build(tmp_path: Path)
         store.upsert("docs", [section(i) for i in range(6)])
         assert store.unindexed("docs") == 0
         assert store.build_index("docs") >= 0 and store.count("docs") == 6
+
+
+def test_the_index_count_and_build_of_a_missing_collection_name_it(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    for call in (store.unindexed, store.build_index):
+        with pytest.raises(
+            CollectionNotFoundError, match=r"collection 'nope' not found .*existing collections: docs"
+        ):
+            call("nope")
+
+
+def test_a_server_create_cut_short_by_a_transient_failure_is_retried_to_the_end(monkeypatch):
+    # Fault injection on the real in-memory engine: its first payload index fails as a dropped
+    # connection would, after the collection itself was made.
+    with Store.open(url=":memory:", backoff=0.01) as store:
+        client = store._engine._client
+        indexed: list[str] = []
+        real_index = client.create_payload_index
+
+        def index_once_broken(name: str, field_name: str, **options):
+            if not indexed:
+                indexed.append("(failed)")
+                raise ConnectionError("connection reset by peer")
+            indexed.append(field_name)
+            return real_index(name, field_name=field_name, **options)
+
+        monkeypatch.setattr(client, "create_payload_index", index_once_broken)
+        info = store.ensure_collection("docs", dim=4, model="m")
+        assert indexed == ["(failed)", "doc_id", "source"]
+        assert info.schema.indexes == {"doc_id": "keyword", "source": "keyword"}

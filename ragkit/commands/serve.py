@@ -59,8 +59,9 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         "--index-after",
         type=int,
         metavar="N",
-        help="build a collection's index after an upload once N sections have been written since its "
-        "last build (default 20000; counted in the store, across restarts; searches go on during a build)",
+        help="build a collection's index after an upload once N sections have been written or deleted "
+        "since its last build (default 20000; counted in the store, across restarts; searches go on during "
+        "a build)",
     )
     serve.set_defaults(run=run)
 

@@ -224,7 +224,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     ) -> dict[str, Any]:
         """Delete every section of one document (its `doc_id`, as in hits' metadata and job records)."""
         name = permitted(grant, collection)
-        deleted = await _wait(engine.call(lambda: collections.get(name).delete_document(doc_id)))
+        kit = await _wait(engine.call(collections.get, name))
+        # Not on the engine thread: a write waits for an index build, and the searches must not.
+        deleted = await asyncio.to_thread(kit.delete_document, doc_id)
         if not deleted:
             raise HTTPException(404, f"no document {doc_id!r} in collection {name!r}")
         return {"collection": name, "doc_id": doc_id, "deleted": deleted}

@@ -80,11 +80,12 @@ class Engine(ABC):
 
     @abstractmethod
     def unindexed(self, name: str) -> int:
-        """Points written since the last index build (0 where the engine indexes by itself)."""
+        """Points written or deleted since the last index build (0 where the engine indexes by itself)."""
 
     @abstractmethod
     def build_index(self, name: str) -> bool:
-        """Build the vector index of points written since the last build; False when there was nothing to do."""
+        """Index the points written, and leave out those deleted, since the last build; False when there
+        was nothing to do."""
 
     def is_transient(self, exc: Exception) -> bool:
         """Whether a failure is worth retrying (the engine was unreachable or busy, not the request wrong)."""

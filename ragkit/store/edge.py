@@ -7,7 +7,7 @@ beside it:
     DIR/.lock                           held by the process that has the store open
     DIR/collections/NAME/schema.json    model, dimension, schema version, BM25 settings, indexes
     DIR/collections/NAME/shard/         the Edge shard (segments, WAL, payload indexes)
-    DIR/collections/NAME/unindexed.json points written since the last index build
+    DIR/collections/NAME/unindexed.json points written or deleted since the last index build
 
 A collection exists once its schema.json does; that file is written last and atomically, so a crash
 while creating leaves a folder that the next create clears. Writes go through Edge's WAL: a process
@@ -16,9 +16,11 @@ killed mid-write comes back at a whole-batch boundary.
 Threads: searches run together (Edge releases the GIL for them, and a shard serves concurrent reads);
 writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, so `build_index`
 runs it in a child process on a copy of the shard and swaps the copy in between two searches (see
-`rebuild`): searches go on meanwhile, writes wait. Until a build, new points sit in segments that are
-searched exactly. Their count is kept beside the shard, so that whoever decides when to build (an
-ingestion job, the service) sees it across restarts, and a build with nothing to index copies nothing.
+`rebuild`): searches go on meanwhile, and so does the first read of a collection not yet loaded (loading
+has its own lock, which a build holds only for its swap); writes wait. Until a build, new points sit in
+segments that are searched exactly, and deleted ones stay in the index until it is rebuilt without them.
+Their count is kept beside the shard, so that whoever decides when to build (an ingestion job, the
+service) sees it across restarts, and a build with nothing to do copies nothing.
 
 Disk space: Edge keeps its WAL, vectors and payload indexes in memory-mapped files that it creates
 sparse (a 32 MiB WAL segment, a 32 MiB vector chunk) and fills later, some when a shard is loaded. On a
@@ -34,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import threading
@@ -55,6 +58,8 @@ from ragkit.store.filters import AnyOf, Between, Condition, Equals
 from ragkit.store.legacy import is_legacy_folder, legacy_message
 from ragkit.store.schema import CollectionOptions, Schema, SchemaError
 from ragkit.store.types import Hit, Query, StoredPoint
+
+log = logging.getLogger(__name__)
 
 MARKER = "ragkit-store.json"
 FORMAT = {"format": "ragkit-store", "engine": "qdrant-edge", "version": 1}
@@ -101,7 +106,8 @@ class EdgeEngine(Engine):
         self._shards: dict[str, edge.EdgeShard] = {}
         self._schemas: dict[str, Schema] = {}
         self._unindexed: dict[str, int] = {}  # UNINDEXED_FILE's counts, read once per collection
-        self._write = threading.RLock()
+        self._write = threading.RLock()  # writes and builds; taken before _loading, never after it
+        self._loading = threading.Lock()  # shards coming into self._shards, or swapped in a build
         self._gate = _Gate()
 
     def collections(self) -> list[str]:
@@ -125,7 +131,7 @@ class EdgeEngine(Engine):
             for key, kind in schema.indexes.items():
                 shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
             shard.flush()
-            self._count_unindexed(name, 0)
+            self._reset_unindexed(name, 0)
             _write_json(folder / SCHEMA_FILE, schema.to_json())
             self._shards[name] = shard
             self._schemas[name] = schema
@@ -164,32 +170,42 @@ class EdgeEngine(Engine):
         needed = UPSERT_SPACE_FACTOR * sum(_point_bytes(p) for p in points)
         with self._write:
             self._ensure_space(f"write {len(points)} points into {name!r}", needed)
-            before = self.unindexed(name)
+            self._count_unindexed(name, len(points))
             self._update(name, operation)
-            # After the write: a crash in between leaves one batch uncounted, never a count of nothing.
-            self._count_unindexed(name, before + len(points))
 
     def unindexed(self, name: str) -> int:
         with self._write:
             if name not in self._unindexed:
+                path = self._dir(name) / UNINDEXED_FILE
                 try:
-                    text = (self._dir(name) / UNINDEXED_FILE).read_text(encoding="utf-8")
-                    self._unindexed[name] = int(json.loads(text)["points"])
-                except FileNotFoundError:  # a collection older than the count: any point may be unindexed
+                    self._unindexed[name] = int(json.loads(path.read_text(encoding="utf-8"))["points"])
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    # A collection older than the count, or a damaged file: any point may be unindexed.
+                    if not isinstance(exc, FileNotFoundError):
+                        log.warning("%s is unreadable (%s): counting every point of %r", path, exc, name)
                     self._unindexed[name] = self.count(name, [])
             return self._unindexed[name]
 
-    def _count_unindexed(self, name: str, points: int) -> None:
+    def _count_unindexed(self, name: str, more: int) -> None:
+        """Add `more` to the count before the change it counts: a crash in between can only leave the
+        count too high, which costs one needless build, never too low, which would skip a needed one."""
+        self._reset_unindexed(name, self.unindexed(name) + more)
+
+    def _reset_unindexed(self, name: str, points: int) -> None:
         _write_json(self._dir(name) / UNINDEXED_FILE, {"points": points})
         self._unindexed[name] = points
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         with self._write:
+            self._count_unindexed(name, len(ids))  # ids that were not there make one build early, at worst
             self._update(name, edge.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, name: str, conditions: Sequence[Condition]) -> None:
         with self._write:
-            self._update(name, edge.UpdateOperation.delete_points_by_filter(_filter(conditions)))
+            deleted = self.count(name, conditions)
+            if deleted:
+                self._count_unindexed(name, deleted)
+                self._update(name, edge.UpdateOperation.delete_points_by_filter(_filter(conditions)))
 
     def _update(self, name: str, operation: edge.UpdateOperation) -> None:
         """Apply a write and flush it, so a write that returned is on disk, not only in the WAL.
@@ -274,20 +290,21 @@ class EdgeEngine(Engine):
                 return False
             shard = self._shard(name)
             shard.flush()
-            copy, _ = _disk_bytes(folder / SHARD)
+            # The copy keeps the shard's sparse files sparse, and the child fills them when it loads it.
+            copy, holes = _disk_bytes(folder / SHARD)
             segments, _ = _disk_bytes(folder / SHARD / "segments")
-            self._ensure_space(f"build the index of {name!r}", copy + INDEX_SPACE_FACTOR * segments)
+            self._ensure_space(f"build the index of {name!r}", copy + holes + INDEX_SPACE_FACTOR * segments)
             try:
                 rebuild.copy_shard(folder / SHARD, folder / rebuild.NEXT)
                 changed = rebuild.optimize_copy(folder / rebuild.NEXT)
                 if changed:
-                    with self._gate.swap():
+                    with self._gate.swap(), self._loading:
                         del self._shards[name]
                         shard.close()
                         rebuild.swap_in(folder)
                         self._shards[name] = _load(folder / SHARD)
                 # Writes waited since the copy, so every point is now where the build left it.
-                self._count_unindexed(name, 0)
+                self._reset_unindexed(name, 0)
                 return changed
             finally:
                 shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)  # an unused or failed copy
@@ -299,13 +316,12 @@ class EdgeEngine(Engine):
         return text
 
     def close(self) -> None:
-        with self._write:
-            try:
-                for shard in self._shards.values():
-                    shard.close()
-            finally:
-                self._shards.clear()
-                self._lock_file.release()
+        """Close every shard, even after one fails to, and only then hand the folder back."""
+        with self._write, self._loading, contextlib.ExitStack() as closing:
+            closing.callback(self._lock_file.release)
+            closing.callback(self._shards.clear)
+            for shard in self._shards.values():
+                closing.callback(shard.close)
 
     def _ensure_space(self, what: str, needed: int, reserve: int = FREE_SPACE_RESERVE) -> None:
         """Refuse a step that could fill the disk, which under memory maps would kill the process."""
@@ -327,8 +343,8 @@ class EdgeEngine(Engine):
     def _reading(self, name: str) -> Iterator[edge.EdgeShard]:
         """The collection's shard for one read, which an index build's swap cannot close meanwhile.
 
-        Loaded before passing the gate: loading takes the write lock, which a build holds while its swap
-        waits for the reads inside the gate to end.
+        Loaded before passing the gate: loading takes the lock that a build's swap holds while it waits
+        for the reads inside the gate to end.
         """
         self._shard(name)
         with self._gate.search():
@@ -340,7 +356,8 @@ class EdgeEngine(Engine):
     def _shard(self, name: str) -> edge.EdgeShard:
         shard = self._shards.get(name)
         if shard is None:
-            with self._write:
+            # Not under the write lock: a build of another collection holds that for all its minutes.
+            with self._loading:
                 shard = self._shards.get(name)
                 if shard is None:
                     self.schema(name)  # a folder without its schema is not a collection

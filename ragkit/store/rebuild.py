@@ -46,7 +46,10 @@ def copy_shard(source: Path, target: Path) -> None:
 def optimize_copy(path: Path) -> bool:
     """Build the index of the shard copy at `path` in a child process; True when it changed anything."""
     done = subprocess.run(
-        [sys.executable, "-m", "ragkit.store.rebuild", str(path)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "ragkit.store.rebuild", str(path), str(os.getpid())],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
@@ -70,8 +73,23 @@ def settle(collection: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def die_with(parent: int) -> None:
+    """End this child when `parent` ends. An orphaned build would go on writing a copy that the next
+    process to open the collection removes and copies anew under it (`settle`, `copy_shard`). Linux only:
+    elsewhere an orphan runs to its end."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the line above
+        raise SystemExit(f"the process {parent} that started this index build has ended")
+
+
 def main(argv: list[str]) -> int:
     """The child: load the copy, build its index, flush, say whether anything changed."""
+    die_with(int(argv[1]))
     import qdrant_edge as edge
 
     shard = edge.EdgeShard.load(argv[0])

@@ -76,6 +76,14 @@ class ServerEngine(Engine):
         return self._client.collection_exists(name)
 
     def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
+        # Resumable: a transient failure after the collection was made retries this whole call, which
+        # then only adds the indexes (adding an index that exists changes nothing).
+        if not self._client.collection_exists(name):
+            self._create(name, schema, options)
+        for key, kind in schema.indexes.items():
+            self._index(name, key, kind)
+
+    def _create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
         quantization = (
             models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(
@@ -104,8 +112,6 @@ class ServerEngine(Engine):
             write_consistency_factor=options.write_consistency,
             metadata=schema.to_json(),
         )
-        for key, kind in schema.indexes.items():
-            self._index(name, key, kind)
 
     def cluster(self, name: str) -> dict[str, int | None]:
         params = self._client.get_collection(name).config.params
@@ -231,9 +237,11 @@ class ServerEngine(Engine):
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in response.points]
 
     def unindexed(self, name: str) -> int:
+        self._client.get_collection(name)  # a missing collection is an error, as on a folder
         return 0
 
     def build_index(self, name: str) -> bool:
+        self._client.get_collection(name)
         return False
 
     def is_transient(self, exc: Exception) -> bool:

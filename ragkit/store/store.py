@@ -384,20 +384,21 @@ class Store:
 
     def unindexed(self, name: str) -> int:
         """Points written since the collection's last index build, which searches scan exactly until the
-        next one; kept with the collection, so it holds across restarts. 0 on a server, which indexes in
-        the background by itself."""
+        next one, and points deleted since, which the index holds until then; kept with the collection, so
+        it holds across restarts. 0 on a server, which indexes in the background by itself."""
         _check_name(name)
         return self._call(
             f"count the unindexed points of {name!r}", partial(self._engine.unindexed, name), collection=name
         )
 
     def build_index(self, name: str) -> float:
-        """Index what was written since the last build; returns the seconds it took.
+        """Index what was written, and leave out what was deleted, since the last build; returns the
+        seconds it took.
 
         On a folder the build runs in a child process on a copy of the collection's shard, which is then
         swapped in: searches go on meanwhile, writes wait, and the disk holds the copy until the swap. With
-        nothing written since the last build (`unindexed`), it returns at once. A server indexes in the
-        background by itself.
+        nothing written or deleted since the last build (`unindexed`), it returns at once. A server
+        indexes in the background by itself.
         """
         _check_name(name)
         log.info("building the index of %r in %s", name, self._where)
