@@ -66,7 +66,7 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
         started = time.monotonic()
         assert store.count("other") == 3  # loading another collection does not wait for this build
         first_read_of_other = time.monotonic() - started
-        assert build.is_alive()
+        assert build.is_alive(), "the first read of another collection waited for this build"
         latencies = []
         while build.is_alive():
             started = time.monotonic()
@@ -75,10 +75,13 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
         for thread in (build, write, counting):
             thread.join()
 
-        print(f"\n{len(latencies)} searches during the build, slowest {max(latencies) * 1000:.0f} ms")
+        print(
+            f"\n{len(latencies)} searches during the build, slowest {max(latencies) * 1000:.0f} ms; "
+            f"the first read of another collection (loading it) {first_read_of_other * 1000:.0f} ms"
+        )
         assert failures == []
         assert len(latencies) > 10
-        assert max(latencies) < 1.0 and first_read_of_other < 1.0
+        assert max(latencies) < 1.0
         assert store.count("docs") == POINTS + 1
         assert ranked(store, queries) == before  # the late point is not near these queries
         # The rebuilt shard is in use: its HNSW graph answers, approximately on random vectors.
