@@ -312,6 +312,12 @@ def search_in_mode(
     return status.text, shown
 
 
+def assert_page_shows(shown: list[tuple[str, str]], hits: list[dict]) -> None:
+    """The page shows what the API answered, in its order, scores to three digits."""
+    assert [crumb for crumb, _ in shown] == [" › ".join(h["metadata"]["breadcrumb"]) for h in hits]
+    assert [float(score) for _, score in shown] == pytest.approx([h["score"] for h in hits], rel=5e-3)
+
+
 @needs_chromium
 def test_search_page_mode_selector_sends_the_mode_and_shows_its_scores(browser: object, page: str) -> None:
     from selenium.webdriver.common.by import By
@@ -331,11 +337,7 @@ def test_search_page_mode_selector_sends_the_mode_and_shows_its_scores(browser: 
         )
         hits = api.json()["hits"]
         assert status == f"{len(hits)} result{'s' if len(hits) > 1 else ''}"
-        # The page shows what the API answers in that mode, in its order, scores to three digits.
-        assert [crumb for crumb, _ in shown[mode]] == [" › ".join(h["metadata"]["breadcrumb"]) for h in hits]
-        assert [float(score) for _, score in shown[mode]] == pytest.approx(
-            [h["score"] for h in hits], rel=5e-3
-        )
+        assert_page_shows(shown[mode], hits)
 
     assert shown["sparse"] == [(SHED, shown["sparse"][0][1])] and float(shown["sparse"][0][1]) > 0
     assert len(shown["dense"]) == len(shown["hybrid"]) == 5
@@ -363,8 +365,7 @@ def test_search_page_fusion_selector_sends_dbsf_in_hybrid_mode_only(browser: obj
     )
     hits = api.json()["hits"]
     _, shown = search_in_mode(browser, page, QUERY, "hybrid", fusion="dbsf")
-    assert [crumb for crumb, _ in shown] == [" › ".join(h["metadata"]["breadcrumb"]) for h in hits]
-    assert [float(score) for _, score in shown] == pytest.approx([h["score"] for h in hits], rel=5e-3)
+    assert_page_shows(shown, hits)
     assert float(shown[0][1]) > 2 / RRF_K, "a DBSF score, above any RRF score"
 
 

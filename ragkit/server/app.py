@@ -247,7 +247,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             )
         await _wait(engine.call(collections.get, name))  # a missing collection is a 404
         # Not on the engine thread, which answers the searches that go on meanwhile.
-        seconds = await asyncio.to_thread(jobs.build_index, name)
+        seconds = await asyncio.to_thread(collections.store.build_index, name)
         return {"collection": name, "seconds": seconds}
 
     @app.post(

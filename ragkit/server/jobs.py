@@ -106,11 +106,6 @@ class Jobs:
             job = self._jobs.get(job_id)
             return None if job is None else job.to_dict()
 
-    def build_index(self, collection: str) -> float:
-        """Build `collection`'s index now, beside its live shard (`Store.build_index`), so searches go on.
-        Returns the seconds it took."""
-        return self._collections.store.build_index(collection)
-
     def close(self) -> None:
         """Let the running job finish; queued ones are dropped (their staged files go at the next start)."""
         self._runner.shutdown(wait=True, cancel_futures=True)
@@ -155,11 +150,12 @@ class Jobs:
             collection_options=self._collection_options,
             build_index=False,
         )
-        # New sections are searched exactly until the collection's index is built, here once enough have
-        # arrived, in this thread. The store keeps the count, so it holds across restarts of the service.
+        # New sections are searched exactly, and deleted ones stay in the index, until the collection's
+        # index is built: here, in this thread, once enough have changed. The store keeps the count, so it
+        # holds across restarts of the service.
         if self._collections.store.unindexed(job.collection) >= self._index_after:
             try:
-                report.index_seconds = self.build_index(job.collection)
+                report.index_seconds = self._collections.store.build_index(job.collection)
             except StoreError as exc:  # the upload itself is in; the next one tries the build again
                 log.warning(
                     "index build of %r failed, new points stay searched exactly: %s", job.collection, exc
