@@ -24,7 +24,7 @@ from ragkit.errors import (
     StoreError,
     StoreLockedError,
 )
-from ragkit.store import Point, Store, parse_filters, point_id
+from ragkit.store import CollectionOptions, Point, Store, parse_filters, point_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -389,3 +389,26 @@ def test_a_server_create_cut_short_by_a_transient_failure_is_retried_to_the_end(
         info = store.ensure_collection("docs", dim=4, model="m")
         assert indexed == ["(failed)", "doc_id", "source"]
         assert info.schema.indexes == {"doc_id": "keyword", "source": "keyword"}
+
+
+def test_two_writers_declaring_different_indexes_on_a_server_both_keep_theirs(monkeypatch):
+    # Another process declares `year` while this one is creating its `lang` index: the real in-memory
+    # engine's create_payload_index runs the other writer first.
+    with Store.open(url=":memory:") as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        client = store._engine._client
+        real_index = client.create_payload_index
+
+        def another_writer_adds_year_first(name: str, field_name: str, **options):
+            if field_name == "lang":
+                store.ensure_collection(
+                    "docs", dim=4, model="m", options=CollectionOptions(indexes={"year": "integer"})
+                )
+            return real_index(name, field_name=field_name, **options)
+
+        monkeypatch.setattr(client, "create_payload_index", another_writer_adds_year_first)
+        store.ensure_collection(
+            "docs", dim=4, model="m", options=CollectionOptions(indexes={"lang": "keyword"})
+        )
+        expected = {"doc_id": "keyword", "source": "keyword", "lang": "keyword", "year": "integer"}
+        assert store.schema("docs").indexes == expected

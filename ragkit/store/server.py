@@ -33,6 +33,10 @@ from ragkit.store.schema import CollectionOptions, Schema, SchemaError
 from ragkit.store.types import Hit, Query, StoredPoint
 
 MEMORY = ":memory:"
+# An index declared after creation is recorded under a metadata key of its own: the server merges a
+# metadata update into the stored keys, so two processes adding different fields both keep theirs,
+# where rewriting the whole `indexes` map would let the later writer drop the other's field.
+_ADDED_INDEX = "index:"
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -133,14 +137,18 @@ class ServerEngine(Engine):
                 f"collection {name!r} in {self.where} was not created by ragkit: it lacks a "
                 f"{names.DENSE!r} or {names.SPARSE!r} vector or a recorded model; use another collection name"
             )
-        return Schema.from_json(config.metadata or {}, f"collection {name!r} in {self.where}")
+        meta = config.metadata or {}
+        schema = Schema.from_json(meta, f"collection {name!r} in {self.where}")
+        for key, kind in sorted(meta.items()):
+            if key.startswith(_ADDED_INDEX):
+                schema = schema.with_index(key.removeprefix(_ADDED_INDEX), kind)
+        return schema
 
     def add_index(self, name: str, field: str, kind: str) -> None:
-        current = self.schema(name)
-        if current.indexes.get(field) == kind:
+        if self.schema(name).indexes.get(field) == kind:
             return
         self._index(name, field, kind)
-        self._client.update_collection(name, metadata=current.with_index(field, kind).to_json())
+        self._client.update_collection(name, metadata={_ADDED_INDEX + field: kind})
 
     def _index(self, name: str, field: str, kind: str) -> None:
         self._client.create_payload_index(name, field_name=field, field_schema=_INDEX_TYPES[kind], wait=True)
