@@ -217,6 +217,7 @@ def test_markdown_keeps_heading_levels_lists_code_and_tables(tmp_path: Path) -> 
     document = parse(path)
 
     assert kinds(document) == [
+        (TEXT, "title: The Ragkit Guide\nauthor: someone", None),  # front matter: kept, read as text
         (HEADING, "Install", 1),
         (TEXT, "Run the installer once.", None),
         (HEADING, "Options", 2),
@@ -226,7 +227,43 @@ def test_markdown_keeps_heading_levels_lists_code_and_tables(tmp_path: Path) -> 
         (HEADING, "Limits", 3),
         (TABLE, "name | tokens\ngte | 8192", None),
     ]
-    assert document.title == "The Ragkit Guide"  # from the front matter, which is not body text
+    assert document.title == "The Ragkit Guide"  # from the front matter, which Markdown does not read
+
+
+def test_markdown_that_opens_with_a_rule_keeps_the_prose_up_to_the_next_rule(tmp_path: Path) -> None:
+    """Only a YAML mapping between the opening `---` lines is front matter; prose there is the body."""
+    path = tmp_path / "notes.md"
+    path.write_text(
+        "---\n\nThe parser keeps every word of a page.\nIt never guesses what is metadata.\n\n---\n\n"
+        "# Install\n\nRun the installer once.\n"
+    )
+
+    document = parse(path)
+
+    assert kinds(document) == [
+        (TEXT, "The parser keeps every word of a page. It never guesses what is metadata.", None),
+        (HEADING, "Install", 1),
+        (TEXT, "Run the installer once.", None),
+    ]
+    assert document.title == "Install"
+
+
+def test_markdown_front_matter_with_lists_and_nested_keys_is_one_text_block(tmp_path: Path) -> None:
+    front_matter = (
+        'title: "Tuning: a guide"\ntags:\n- search\n- ranking\nauthor:\n  name: Ada\n'
+        "# reviewed in May\ndescription: How to tune hybrid search."
+    )
+    path = tmp_path / "tuning.md"
+    path.write_text(f"---\n{front_matter}\n---\n# Weights\n\nStart from equal weights.\n")
+
+    document = parse(path)
+
+    assert document.title == "Tuning: a guide"
+    assert kinds(document) == [
+        (TEXT, front_matter, None),
+        (HEADING, "Weights", 1),
+        (TEXT, "Start from equal weights.", None),
+    ]
 
 
 def test_html_title_headings_and_table_rows(tmp_path: Path) -> None:

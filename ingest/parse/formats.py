@@ -52,31 +52,51 @@ def read_text(path: Path) -> Partition:
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+# A line of a YAML mapping: `key:` at the margin, or what a value continues with (an indented line,
+# a list item, a comment). Checked by line, not parsed: PyYAML is no runtime dependency of ragkit.
+_YAML_KEY = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)")
+_YAML_CONTINUATION = ("  ", "\t", "- ", "#")
 
 
 def read_markdown(path: Path) -> Partition:
-    """Markdown, with YAML front matter taken as metadata (its title) rather than as body text.
+    """Markdown, with YAML front matter giving the title and kept as the first block, read as text.
 
-    It is converted to HTML as unstructured's partition_md converts it, and read as HTML is, so markup
-    nested deeper than the HTML parser reads is flattened rather than dropped. A document nested deeper
-    than Python-Markdown itself can recurse is read as plain text: its structure is lost, never its text.
+    Front matter is split off so that Markdown does not read it (its closing `---` would make the
+    line above it a heading), and only where it is a YAML mapping: a document may open with a
+    horizontal rule, and the prose up to the next rule is body text. Its lines (author, tags, a
+    description) stay in the document as one text block, since nothing else would keep them.
+
+    The rest is converted to HTML as unstructured's partition_md converts it, and read as HTML is, so
+    markup nested deeper than the HTML parser reads is flattened rather than dropped. A document nested
+    deeper than Python-Markdown itself can recurse is read as plain text: its structure is lost, never
+    its text.
     """
     text = decode(path, path.read_bytes())
     title = None
-    if front_matter := _FRONT_MATTER.match(text):
+    elements: list[UElement] = []
+    if (front_matter := _FRONT_MATTER.match(text)) and _is_yaml_mapping(front_matter.group(1)):
         text = text[front_matter.end() :]
+        elements.append(Text(text=front_matter.group(1)))
         if found := _FRONT_MATTER_TITLE.search(front_matter.group(1)):
             title = found.group(1).strip("'\"")
     if not text.strip():
-        return Partition([], title)
+        return Partition(elements, title)
     try:
         html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS)
     except RecursionError:
         logger.warning("%s: Markdown nested too deep to convert; read as plain text", path)
-        return Partition(partition_text(text=text, languages=NO_LANGUAGE_DETECTION), title)
+        return Partition([*elements, *partition_text(text=text, languages=NO_LANGUAGE_DETECTION)], title)
     html = _within_parser_depth(path, html)
-    return Partition(
-        partition_html(text=html, languages=NO_LANGUAGE_DETECTION, metadata_file_type=FileType.MD), title
+    elements += partition_html(text=html, languages=NO_LANGUAGE_DETECTION, metadata_file_type=FileType.MD)
+    return Partition(elements, title)
+
+
+def _is_yaml_mapping(block: str) -> bool:
+    """Whether every line of `block` can belong to a YAML mapping, the first being a key."""
+    lines = [line for line in block.splitlines() if line.strip()]
+    return bool(lines) and all(
+        _YAML_KEY.match(line) or (i > 0 and line.startswith(_YAML_CONTINUATION))
+        for i, line in enumerate(lines)
     )
 
 
