@@ -36,6 +36,7 @@ class Plan:
     jobs: list[Job]
     states: dict[str, DocState]
     present: set[str]  # ids of every supported file found, changed or not: what `prune` keeps
+    unlisted: list[Path]  # folders whose contents are unknown: `prune` keeps every document under them
     max_tokens: int
     metadata: dict[str, Any]
     report: IngestReport
@@ -61,9 +62,14 @@ def plan(
     found = discover(paths)
     for path in found.missing:
         result.fail(path, "no such file or directory")
+    for path, cause in found.failed:
+        result.fail(path, cause)
     for path in found.unsupported:
         result.skip(path, f"unsupported file type {path.suffix or '(none)'!r}")
-    result.documents_seen = len(found.files) + len(found.unsupported) + len(found.missing)
+    for path, reason in found.skipped:
+        result.skip(path, reason)
+    counted = (found.files, found.unsupported, found.missing, found.failed, found.skipped)
+    result.documents_seen = sum(map(len, counted))
     states = read_states(store, collection)
     jobs = []
     for path in found.files:
@@ -79,7 +85,7 @@ def plan(
         else:
             jobs.append(Job(path, doc_id, doc_hash, old))
     present = {document_id(path) for path in found.files}
-    return Plan(jobs, states, present, limit, metadata, result)
+    return Plan(jobs, states, present, found.unlisted, limit, metadata, result)
 
 
 def _max_tokens(requested: int | None, model_limit: int) -> int:
@@ -101,15 +107,20 @@ def read_states(store: Store, collection: str) -> dict[str, DocState]:
 
 
 def prune(store: Store, collection: str, planned: Plan, roots: list[Path]) -> None:
-    """Delete documents whose source lies under one of the roots but is no longer there."""
+    """Delete documents whose source lies under one of the roots but is no longer there. Not under a
+    folder that could not be listed: its files may all be there still."""
     resolved = [root.expanduser().resolve() for root in roots]
     for doc_id, state in planned.states.items():
         source = Path(state.source)
-        if doc_id in planned.present or not any(source == r or r in source.parents for r in resolved):
+        if doc_id in planned.present or not _under(source, resolved) or _under(source, planned.unlisted):
             continue
         store.delete_where(collection, {"doc_id": doc_id})
         planned.report.documents_deleted += 1
         planned.report.sections_deleted += len(state.ids)
+
+
+def _under(path: Path, folders: list[Path]) -> bool:
+    return any(path == folder or folder in path.parents for folder in folders)
 
 
 def build_index(store: Store, collection: str, result: IngestReport) -> None:

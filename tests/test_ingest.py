@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,6 +99,100 @@ def test_prune_only_touches_the_given_roots(tmp_path):
     ingest(tmp_path / "store", a, b)
     report = ingest(tmp_path / "store", a, prune=True)
     assert report.documents_deleted == 0 and report.documents_unchanged == 3
+
+
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # <linux/prctl.h>, <linux/capability.h>
+
+
+def obey_file_permissions() -> None:
+    """For a child process of root: drop the two capabilities that let root list any folder, so that it
+    meets permissions as any other user does (its next program starts without them); a no-op otherwise."""
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
+    """`ragkit ARGS` as a process that obeys file permissions, even when the tests run as root."""
+    command = [sys.executable, "-m", "ragkit.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, preexec_fn=obey_file_permissions)
+
+
+@contextmanager
+def unreadable(*folders: Path) -> Iterator[None]:
+    """The folders without permissions (mode 000) for `run_cli`'s processes; restored afterwards. The
+    test is skipped, saying why, where such a process can still list them."""
+    for folder in folders:
+        folder.chmod(0)
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import os; os.listdir({str(folders[0])!r})"],
+            capture_output=True,
+            preexec_fn=obey_file_permissions,
+        )
+        if probe.returncode == 0:
+            pytest.skip(reason=f"a process here can list {folders[0]} even with mode 000")
+        yield
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+
+
+def test_a_folder_that_cannot_be_listed_fails_and_prune_keeps_its_documents(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    inner = corpus / "private"  # a sub-folder of a root
+    inner.mkdir()
+    (inner / "roses.md").write_text("# Roses\n\nPrune roses in early spring, above an outward bud.\n")
+    other = write_corpus(tmp_path / "other")  # a root of its own
+    ingest(tmp_path / "store", corpus, other)
+    before = points(tmp_path / "store", "docs")
+
+    job = ["ingest", corpus, other, "--prune", "--collection", "docs", "--store", tmp_path / "store"]
+    with unreadable(inner, other):
+        run = run_cli(*job, "--model", "minilm", "--workers", "0", "--report", tmp_path / "report.json")
+    assert run.returncode == 1, run.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["documents_failed"] == [
+        {"path": str(folder), "error": f"{folder}: cannot list the folder: Permission denied"}
+        for folder in (inner, other)
+    ]
+    assert f"failed: {inner}: cannot list the folder: Permission denied" in run.stderr
+    assert report["documents_unchanged"] == 3 and report["documents_deleted"] == 0
+    assert points(tmp_path / "store", "docs") == before
+
+
+def test_links_to_folders_and_entries_that_are_not_files_are_reported_not_dropped(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    write_corpus(corpus / "shared")
+    ingest(tmp_path / "store", corpus)
+    before = points(tmp_path / "store", "docs")
+    # The sub-folder moves elsewhere and a link takes its place: its documents are still at their paths.
+    (corpus / "shared").rename(tmp_path / "elsewhere")
+    (corpus / "shared").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    os.mkfifo(corpus / "queue.md")
+    (corpus / "old.md").symlink_to(tmp_path / "deleted.md")
+    os.mkfifo(tmp_path / "inbox")  # named as a root
+
+    report = ingest(tmp_path / "store", corpus, tmp_path / "inbox", prune=True)
+    assert report.documents_failed == [
+        {
+            "path": str(tmp_path / "inbox"),
+            "error": f"{tmp_path / 'inbox'}: not a regular file or a folder (a FIFO)",
+        }
+    ]
+    assert report.documents_skipped == [
+        {"path": str(corpus / "old.md"), "reason": "a broken symbolic link"},
+        {"path": str(corpus / "queue.md"), "reason": "not a regular file (a FIFO)"},
+        {
+            "path": str(corpus / "shared"),
+            "reason": "a link to a folder, not followed: name it as a path of its own",
+        },
+    ]
+    assert report.documents_seen == 3 + 4 and report.documents_unchanged == 3
+    assert report.documents_deleted == 0 and points(tmp_path / "store", "docs") == before
 
 
 def test_long_file_is_split_under_the_token_limit_without_losing_text(tmp_path):
