@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,15 +20,19 @@ import pytest
 
 from ragkit.cli import main
 from ragkit.commands.serve import check_exposure
-from ragkit.errors import InputError
+from ragkit.errors import CollectionNotFoundError, InputError
 from ragkit.server import KeyRing
-from ragkit.store import Point, Store, point_id
+from ragkit.server.collections import Collections
+from ragkit.server.engine import Engine
+from ragkit.server.metrics import Metrics
+from ragkit.store import CollectionOptions, Point, Store, point_id
 from tests.serving import ADMIN_KEY, OTHER_KEY, ingest_samples, serving_samples
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 MAX_UPLOAD = 64 * 1024
 TOMATOES = "how often should tomatoes be watered"
+TOMATO_NOTE = "Prune the suckers of tomato plants in summer"
 CATS = """\
 # Cat care
 
@@ -419,6 +424,27 @@ def test_an_upload_to_a_new_collection_creates_it(client: httpx.Client) -> None:
     assert [hit["metadata"]["filename"] for hit in hits] == ["cats.md"]
 
 
+def test_a_collection_that_an_upload_failed_to_create_is_404_and_the_service_serves_on(
+    tmp_path: Path,
+) -> None:
+    # The server's settings for new collections are ones an embedded store refuses, so the upload fails
+    # before its collection exists: searching that collection must not break the service.
+    with (
+        serving_samples(tmp_path, collection_options=CollectionOptions(shards=2)) as url,
+        httpx.Client(base_url=url, timeout=20) as client,
+    ):
+        job = finished_job(client, upload(client, "cats.md", CATS.encode(), collection="pets").json()["id"])
+        assert job["status"] == "failed" and "shards" in job["error"]
+        missing = {"detail": "collection 'pets' not found"}  # as for any collection, naming no others
+        for mode in ("hybrid", "sparse"):
+            response = search(client, {"query": "cat sleep", "collection": "pets", "mode": mode})
+            assert (response.status_code, response.json()) == (404, missing)
+        response = client.post("/v1/query", json={"query": "cat sleep", "collection": "pets"}, headers=ADMIN)
+        assert (response.status_code, response.json()) == (404, missing)
+        assert search(client, {"query": TOMATOES}).status_code == 200
+        assert client.get("/readyz").status_code == 200
+
+
 def test_path_like_upload_names_never_become_paths(client: httpx.Client, root: Path) -> None:
     names = {
         "../../escape.md": "escape.md",
@@ -513,6 +539,47 @@ def test_a_burst_of_concurrent_searches_is_answered_correctly(
             f"\n/v1/search, {len(queries)} concurrent requests in {encoder_calls:.0f} encoder calls: "
             f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
         )
+
+
+@contextmanager
+def engine_over_memory(*names: str) -> Iterator[tuple[Engine, Collections]]:
+    """An engine, not started, over collections of one tomato note each in qdrant-client's in-memory
+    engine (a server's request path), searched in sparse mode: no model is loaded."""
+    collections = Collections.open("docs", store=None, url=":memory:", api_key=None, model=None, device="cpu")
+    for name in names:
+        collections.store.ensure_collection(name, dim=4, model="someone/uncached-model")
+        point = Point(point_id(name, 0, TOMATO_NOTE), [1.0, 0, 0, 0], {"text": TOMATO_NOTE, "doc_id": "d"})
+        collections.store.upsert(name, [point])
+    engine = Engine(collections, Metrics())
+    try:
+        yield engine, collections
+    finally:
+        engine.stop()
+        collections.close()
+
+
+def test_a_collection_deleted_meanwhile_fails_only_its_own_searches_in_a_batch() -> None:
+    with engine_over_memory("archive", "docs") as (engine, collections):
+        collections.get("archive")  # the service holds its Kit, as after a listing or a delete
+        collections.store._engine._client.delete_collection("archive")  # as another client would
+        # Queued before the engine starts, so that one batch holds both; "archive" is searched first.
+        archive, docs = (engine.search(name, "tomato suckers", mode="sparse") for name in ("archive", "docs"))
+        engine.start()
+        with pytest.raises(CollectionNotFoundError, match="'archive' not found"):
+            archive.result(timeout=30)
+        assert [hit.text for hit in docs.result(timeout=30)] == [TOMATO_NOTE]
+
+
+def test_a_failure_in_the_engine_itself_answers_its_batch_and_the_engine_serves_on() -> None:
+    with engine_over_memory("docs") as (engine, _):
+        # A caller's bug: a search naming no collection, which the engine cannot sort into its batch.
+        batch = [engine.search(name, "tomato suckers", mode="sparse") for name in (None, "docs")]
+        engine.start()
+        for future in batch:
+            with pytest.raises(TypeError):
+                future.result(timeout=30)
+        later = engine.search("docs", "tomato suckers", mode="sparse")
+        assert [hit.text for hit in later.result(timeout=30)] == [TOMATO_NOTE]
 
 
 def test_metrics_count_requests_latency_tokens_and_queue(client: httpx.Client) -> None:
@@ -632,8 +699,6 @@ def test_every_serve_setting_is_documented_in_the_environment_help() -> None:
 
 
 def test_collections_with_the_same_model_share_one_loaded_encoder(tmp_path: Path) -> None:
-    from ragkit.server.collections import Collections
-
     ingest_samples(tmp_path / "store", "first")
     ingest_samples(tmp_path / "store", "second")
     collections = Collections.open(

@@ -14,6 +14,7 @@ upload never stalls search for more than one slice, and sustained search never s
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ragkit.encoder import Encoder
     from ragkit.server.collections import Collections
     from ragkit.server.metrics import Metrics
+
+log = logging.getLogger("ragkit.server")
 
 MAX_BATCH = 64
 
@@ -105,12 +108,23 @@ class Engine:
 
     def _loop(self) -> None:
         while (tasks := self._next()) is not None:
-            for task in tasks:
-                if isinstance(task, _Call):
-                    _settle(task.future, task.function)
-            searches = sorted((t for t in tasks if isinstance(t, _Search)), key=lambda t: t.collection)
-            for collection, group in groupby(searches, key=lambda t: t.collection):
-                self._run_searches(collection, list(group))
+            try:
+                self._run(tasks)
+            except Exception as exc:
+                # A bug, since each task's own errors are its answer: if it ended this thread, every later
+                # request would wait forever. The batch's unanswered tasks get the error instead.
+                log.exception("the engine failed on a batch of %d tasks", len(tasks))
+                for task in tasks:
+                    if not task.future.done():
+                        task.future.set_exception(exc)
+
+    def _run(self, tasks: list[_Search | _Call]) -> None:
+        for task in tasks:
+            if isinstance(task, _Call):
+                _settle(task.future, task.function)
+        searches = sorted((t for t in tasks if isinstance(t, _Search)), key=lambda t: t.collection)
+        for collection, group in groupby(searches, key=lambda t: t.collection):
+            self._run_searches(collection, list(group))
 
     def _next(self) -> list[_Search | _Call] | None:
         """The next tasks to run (None to stop): waiting requests up to MAX_BATCH, or one ingestion slice
@@ -136,13 +150,13 @@ class Engine:
         texts = [s.query for s, embeds in zip(searches, embedded, strict=True) if embeds]
         try:
             kit = self._collections.get(collection)
+            retriever = kit.retriever()  # the first search checks that the collection is still there
             vectors = iter(self._encode(kit.encoder, texts, truncate=True)[0] if texts else [])
         except Exception as exc:  # the collection or its model is unusable: every search in it fails alike
             for search in searches:
                 search.future.set_exception(exc)
             return
         self._metrics.search_batch.observe(len(searches))
-        retriever = kit.retriever()
         for search, embeds in zip(searches, embedded, strict=True):
             vector = next(vectors) if embeds else None
             _settle(search.future, partial(retriever.search_vector, vector, search.query, **search.options))
