@@ -108,7 +108,8 @@ def read_states(store: Store, collection: str) -> dict[str, DocState]:
 
 def prune(store: Store, collection: str, planned: Plan, roots: list[Path]) -> None:
     """Delete documents whose source lies under one of the roots but is no longer there. Not under a
-    folder that could not be listed: its files may all be there still."""
+    missing root or a folder that could not be listed: its files may all be there still (a share not
+    mounted, a folder without permissions), and the report names it as failed."""
     resolved = [root.expanduser().resolve() for root in roots]
     for doc_id, state in planned.states.items():
         source = Path(state.source)

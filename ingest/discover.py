@@ -34,7 +34,7 @@ class Discovery:
     unsupported: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-    # Folders not listed: what is under them is unknown, so pruning keeps it.
+    # Missing roots and folders not listed: what is under them is unknown, so pruning keeps it.
     unlisted: list[Path] = field(default_factory=list)
 
 
@@ -48,6 +48,7 @@ def discover(roots: Iterable[Path]) -> Discovery:
             mode = root.stat().st_mode
         except (FileNotFoundError, NotADirectoryError):
             found.missing.append(root)
+            found.unlisted.append(root)  # gone, or only not mounted: pruning cannot tell
             continue
         except OSError as exc:
             _cannot_list(found, root, f"cannot read: {exc.strerror or exc}")

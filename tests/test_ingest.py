@@ -195,6 +195,17 @@ def test_links_to_folders_and_entries_that_are_not_files_are_reported_not_droppe
     assert report.documents_deleted == 0 and points(tmp_path / "store", "docs") == before
 
 
+def test_prune_keeps_the_documents_of_a_missing_root(tmp_path):
+    corpus, share = write_corpus(tmp_path / "corpus"), write_corpus(tmp_path / "share")
+    ingest(tmp_path / "store", corpus, share)
+    before = points(tmp_path / "store", "docs")
+    share.rename(tmp_path / "unmounted")  # as a network share that is not mounted today
+    report = ingest(tmp_path / "store", corpus, share, prune=True)
+    assert report.documents_failed == [{"path": str(share), "error": f"{share}: no such file or directory"}]
+    assert report.documents_unchanged == 3 and report.documents_deleted == 0
+    assert points(tmp_path / "store", "docs") == before
+
+
 def test_long_file_is_split_under_the_token_limit_without_losing_text(tmp_path):
     paragraphs = [
         f"Paragraph {i} talks about topic number {i} at some length, word after word." for i in range(120)
