@@ -39,7 +39,8 @@ class Collections:
         self.default = default
         self._model = model
         self._device = device
-        self._kits: dict[str, Kit] = {}  # only collections seen to exist (or being created)
+        self._kits: dict[str, Kit] = {}  # only collections seen to exist, or that an upload creates
+        self._creating: set[str] = set()  # of those, the ones not seen to exist yet
 
     @classmethod
     def open(
@@ -61,14 +62,24 @@ class Collections:
         return self.default.store
 
     def get(self, name: str, *, create: bool = False) -> Kit:
-        """The Kit of an existing collection; with `create`, also of one that ingestion will create."""
+        """The Kit of an existing collection; with `create`, also of one that ingestion will create.
+
+        A Kit made for an upload serves searches only once its collection exists: the upload may not have
+        created it yet, or may have failed before it did.
+        """
         kit = self._kits.get(name)
+        if kit is not None and (create or name not in self._creating):
+            return kit
+        # Checked before a Kit is made, so that requests naming random collections cannot pile up
+        # Kits (and load models) for collections that do not exist; and answered here, because the
+        # store's own message lists every collection, which a key limited to some should not see.
+        if name in self.store.collections():
+            self._creating.discard(name)
+        elif create:
+            self._creating.add(name)
+        else:
+            raise CollectionNotFoundError(f"collection {name!r} not found")
         if kit is None:
-            # Checked before a Kit is made, so that requests naming random collections cannot pile up
-            # Kits (and load models) for collections that do not exist; and answered here, because the
-            # store's own message lists every collection, which a key limited to some should not see.
-            if not create and name not in self.store.collections():
-                raise CollectionNotFoundError(f"collection {name!r} not found")
             if name == self.default.collection:
                 kit = self.default
             else:
