@@ -39,7 +39,8 @@ class Discovery:
 
 
 def discover(roots: Iterable[Path]) -> Discovery:
-    """Supported files under the roots, in a stable order; hidden files and folders are left out."""
+    """Supported files under the roots, in a stable order. Hidden files and folders inside a folder are
+    left out; a hidden file named as a root is not, as it was asked for by name."""
     found = Discovery()
     seen: set[Path] = set()
     for root in roots:
@@ -54,7 +55,7 @@ def discover(roots: Iterable[Path]) -> Discovery:
             _cannot_list(found, root, f"cannot read: {exc.strerror or exc}")
             continue
         if stat.S_ISREG(mode):
-            candidates = [] if root.name.startswith(".") else [root]
+            candidates = [root]
         elif stat.S_ISDIR(mode):
             candidates = sorted(_walk(root, found))
         else:

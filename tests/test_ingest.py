@@ -206,6 +206,19 @@ def test_prune_keeps_the_documents_of_a_missing_root(tmp_path):
     assert points(tmp_path / "store", "docs") == before
 
 
+def test_hidden_files_are_left_out_of_folders_but_not_when_named(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / ".drafts").mkdir()
+    (corpus / ".drafts" / "draft.md").write_text("# Draft\n\nNot ready to be searched.\n")
+    notes = corpus / ".notes.md"
+    notes.write_text("# Notes\n\nBring the violin to the workshop on Friday.\n")
+    assert ingest(tmp_path / "store", corpus).documents_seen == 3  # neither hidden entry
+    report = ingest(tmp_path / "store", notes)
+    assert report.ok and report.documents_seen == report.documents_ingested == 1
+    with ragkit.open("docs", store=tmp_path / "store") as kit:
+        assert kit.search("workshop on Friday", top_k=1)[0].metadata["source"] == str(notes)
+
+
 def test_long_file_is_split_under_the_token_limit_without_losing_text(tmp_path):
     paragraphs = [
         f"Paragraph {i} talks about topic number {i} at some length, word after word." for i in range(120)
