@@ -289,6 +289,49 @@ def test_html_title_headings_and_table_rows(tmp_path: Path) -> None:
     ]
 
 
+def test_html_keeps_the_blocks_unstructured_skips_as_boilerplate(tmp_path: Path) -> None:
+    """Navigation, collapsed details, figures, forms and all that lies outside <main> are page text."""
+    path = tmp_path / "install.html"
+    path.write_text(
+        "<html><head><title>Install guide</title></head><body>"
+        "<header><p>Ragkit documentation</p></header>"
+        '<nav><a href="/">Home</a> <a href="/install">Install</a></nav>'
+        "<main><h1>Install</h1><p>Run the installer once.</p>"
+        "<details><summary>Offline install</summary><p>Copy the wheel to the machine first.</p></details>"
+        "<figure><pre>pip install ragkit</pre><figcaption>The install command.</figcaption></figure>"
+        '<form><p>Tell us how the install went.</p><input type="text"></form></main>'
+        "<aside><p>See also the upgrade notes.</p></aside>"
+        "<footer><p>Written by the docs team.</p></footer></body></html>"
+    )
+
+    document = parse(path)
+
+    assert kinds(document) == [
+        (TEXT, "Ragkit documentation", None),
+        (TEXT, "Home Install", None),
+        (HEADING, "Install", 1),
+        (TEXT, "Run the installer once.", None),
+        (TEXT, "Offline install", None),
+        (TEXT, "Copy the wheel to the machine first.", None),
+        (CODE, "pip install ragkit", None),
+        (TEXT, "The install command.", None),
+        (TEXT, "Tell us how the install went.", None),
+        (TEXT, "See also the upgrade notes.", None),
+        (TEXT, "Written by the docs team.", None),
+    ]
+    assert document.title == "Install guide"
+
+
+def test_markdown_keeps_the_text_of_its_raw_html_details(tmp_path: Path) -> None:
+    path = tmp_path / "faq.md"
+    path.write_text(
+        "# FAQ\n\n<details>\n<summary>Does it run offline?</summary>\n\n"
+        "Yes, once the model is cached.\n\n</details>\n"
+    )
+
+    assert all_text(parse(path)) == "FAQ Does it run offline? Yes, once the model is cached."
+
+
 def test_html_is_read_in_its_declared_charset(tmp_path: Path) -> None:
     path = tmp_path / "legacy.htm"
     path.write_bytes(

@@ -86,7 +86,7 @@ def read_markdown(path: Path) -> Partition:
     except RecursionError:
         logger.warning("%s: Markdown nested too deep to convert; read as plain text", path)
         return Partition([*elements, *partition_text(text=text, languages=NO_LANGUAGE_DETECTION)], title)
-    html = _within_parser_depth(path, html)
+    html = _readable_html(path, html)
     elements += partition_html(text=html, languages=NO_LANGUAGE_DETECTION, metadata_file_type=FileType.MD)
     return Partition(elements, title)
 
@@ -100,13 +100,44 @@ def _is_yaml_mapping(block: str) -> bool:
     )
 
 
+_SKIPPED_BLOCKS = ("details", "summary", "figure", "nav", "form", "main")
+_SKIPPED_BLOCK_TAG = re.compile(r"<(?:details|summary|figure|nav|form|main)\b", re.IGNORECASE)
+
+
 def read_html(path: Path) -> Partition:
     data = path.read_bytes()
     text = decode(path, data, html_charset(data))
     if not text.strip():
         return Partition([])
-    text = _within_parser_depth(path, text)
+    text = _readable_html(path, text)
     return Partition(partition_html(text=text, languages=NO_LANGUAGE_DETECTION), _html_title(text))
+
+
+def _readable_html(path: Path, text: str) -> str:
+    """HTML that unstructured's partitioner reads whole: none of it too deep, none of it skipped."""
+    return _with_skipped_blocks_shown(_within_parser_depth(path, text))
+
+
+def _with_skipped_blocks_shown(text: str) -> str:
+    """`text` with the blocks unstructured skips, and a page's <main>, read as the <div>s they act as.
+
+    unstructured drops <details>, <summary>, <figure>, <nav> and <form> with everything in them as
+    likely boilerplate, and of a page with a <main> it reads only that: a collapsed answer, a figure's
+    code listing and caption, a page laid out inside one <form> were lost without a word. Renamed
+    <div>, their text is read like any other block's. Pages without them are passed on untouched.
+    Still left out: what a browser does not show as text (<script>, <style>, <template>, <noscript>,
+    <del>, fallbacks inside <iframe>, <object>, <svg>) and the words of form controls (<button>,
+    <label>, <select>, <textarea>).
+    """
+    if not _SKIPPED_BLOCK_TAG.search(text):
+        return text
+    root = etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
+    skipped = [] if root is None else list(root.iter(*_SKIPPED_BLOCKS))
+    if not skipped:
+        return text
+    for element in skipped:
+        element.tag = "div"
+    return etree.tostring(root, method="html", encoding="unicode")
 
 
 def _within_parser_depth(path: Path, text: str) -> str:
