@@ -170,6 +170,9 @@ def test_query_context_tokens_must_be_a_sane_integer(client: httpx.Client, conte
         ({"source": 1.5}, "unsupported value 1.5"),
         ({"": "x"}, "filter key '' must be a non-empty string"),
         ({"page_start": {"between": [1, 2]}}, "unknown range operator"),
+        ({"page_start": 2**63}, "filter 'page_start': the integer 9223372036854775808 is outside the 64-bit"),
+        ({"page_start": -(2**63) - 1}, "filter 'page_start': the integer -9223372036854775809 is outside"),
+        ({"page_start": [1, 2**64]}, "filter 'page_start': the integer 18446744073709551616 is outside"),
     ],
 )
 @pytest.mark.parametrize("path", ["/v1/search", "/v1/query"])

@@ -89,6 +89,18 @@ def test_a_range_filter_narrows_by_number(kit):
     assert all("Sourdough rises" not in h.text for h in hits)
 
 
+def test_filter_integers_are_those_of_64_bits(kit):
+    # Payload integers are 64-bit in Qdrant: the extremes filter like any number, one beyond is refused.
+    assert kit.search("comets", filters={"section_index": 2**63 - 1}) == []
+    hits = kit.search("comets", top_k=10, filters={"section_index": [-(2**63), 2]})
+    assert hits and {h.metadata["section_index"] for h in hits} == {2}
+    for beyond in (2**63, [2, -(2**63) - 1]):
+        with pytest.raises(
+            InputError, match="filter 'section_index': the integer -?[0-9]+ is outside the 64-bit"
+        ):
+            kit.search("comets", filters={"section_index": beyond})
+
+
 def test_a_score_threshold_drops_weak_hits(kit):
     everything = kit.search("knife sharpening", top_k=10)
     threshold = (everything[0].score + everything[-1].score) / 2

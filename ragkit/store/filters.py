@@ -12,6 +12,8 @@ from typing import Any
 from ragkit.errors import InputError
 
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
+# Qdrant keeps payload integers in 64 bits and refuses a larger one in a filter as a failed request.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _ALLOWED = (
     "a str, int or bool for equality, a non-empty list of str or of int for any-of, "
@@ -57,7 +59,7 @@ def _condition(key: Any, value: Any) -> Condition:
     if not isinstance(key, str) or not key:
         raise InputError(f"filter key {key!r} must be a non-empty string naming a payload field")
     if isinstance(value, (str, int)):  # bool is an int
-        return Equals(key, value)
+        return Equals(key, _int64(key, value) if isinstance(value, int) else value)
     if isinstance(value, list):
         return AnyOf(key, _any_of(key, value))
     if isinstance(value, dict):
@@ -68,11 +70,22 @@ def _condition(key: Any, value: Any) -> Condition:
 def _any_of(key: str, values: list[Any]) -> tuple[str, ...] | tuple[int, ...]:
     # Qdrant matches any-of lists of one type only, and has no any-of for booleans.
     is_int = [isinstance(v, int) and not isinstance(v, bool) for v in values]
-    if values and (all(isinstance(v, str) for v in values) or all(is_int)):
+    if values and all(isinstance(v, str) for v in values):
         return tuple(values)
+    if values and all(is_int):
+        return tuple(_int64(key, v) for v in values)
     raise InputError(
         f"filter {key!r}: an any-of list must be non-empty and all str or all int; use {_ALLOWED}"
     )
+
+
+def _int64(key: str, value: int) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InputError(
+            f"filter {key!r}: the integer {value} is outside the 64-bit range that payload integers have "
+            f"({INT64_MIN} to {INT64_MAX}), so no point can match it"
+        )
+    return value
 
 
 def _range(key: str, ops: dict[str, Any]) -> dict[str, float]:
