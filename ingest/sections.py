@@ -8,10 +8,15 @@ words, and only for a single "word" longer than the limit (a base64 blob), token
 Token counts are not additive across concatenation in general, so the plan is made from counts of the
 blocks (one batched call) and every assembled section is then counted exactly; the few that turn out
 over the limit are cut further, so `Section.tokens <= max_tokens` always holds.
+
+A breadcrumb is only context for the text it leads, so it may take at most half of `max_tokens`; one
+longer (a heading of a hundred words under MiniLM's 256 tokens) is shortened instead of failing the
+document or leaving its text a few tokens a section. The headings themselves stay in the text, in full.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +30,10 @@ from ragkit.sentences import SENTENCE_END
 
 BLOCK_SEPARATOR = "\n\n"
 CRUMB_SEPARATOR = " > "
+ELISION = "\u2026"
+"""Where a shortened breadcrumb left out headings, or the end of one."""
+
+logger = logging.getLogger(__name__)
 
 # Every cut point is whitespace only, so the separator dropped where a section starts loses no text.
 _LINE_GAP = r"\s*\n"
@@ -50,6 +59,7 @@ class Section:
     page_start: int | None
     page_end: int | None
     tokens: int
+    breadcrumb_shortened: bool = False  # in full it took over half of max_tokens; the texts hold it all
 
     @property
     def embed_text(self) -> str:
@@ -120,12 +130,21 @@ class _Sectioner:
         self._max = max_tokens
         self._min = min_tokens
         self._specials = 0
+        # Tokens of each breadcrumb as embedded, and the shortened form of those that are too long.
         self._crumb_tokens: dict[tuple[str, ...], int] = {}
+        self._shortened: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def run(self, doc: ParsedDocument) -> list[Section]:
         root = self._outline(doc)
         if not root.own and not root.children:
             return []
+        if self._shortened:
+            logger.warning(
+                "%s: %d breadcrumbs over half of max_tokens=%d shortened (their headings stay in the text)",
+                doc.path,
+                len(self._shortened),
+                self._max,
+            )
         return [section for group in self._settle(self._merge_tiny(self._plan(root))) for section in group]
 
     # -- outline: the heading tree, with every block and breadcrumb counted in one call --------------
@@ -141,8 +160,28 @@ class _Sectioner:
             )
         for node, tokens in zip(nodes, counts[len(blocks) :], strict=True):
             self._crumb_tokens[node.breadcrumb] = tokens
+        self._shorten_breadcrumbs()
         _sum_bodies(root)
         return root
+
+    def _shorten_breadcrumbs(self) -> None:
+        """Shorten every breadcrumb over half of max_tokens a step at a time, all of them counted
+        together each round, until it fits or cannot shrink (then `_fit` says there is no room)."""
+        room = self._max // 2
+        over = {crumb: crumb for crumb, tokens in self._crumb_tokens.items() if tokens > room}
+        while over:
+            shorter = {crumb: step for crumb, shown in over.items() if (step := _shorter(shown))}
+            counts = self._count([CRUMB_SEPARATOR.join(shown) for shown in shorter.values()])
+            over = {}
+            for (crumb, shown), tokens in zip(shorter.items(), counts, strict=True):
+                self._shortened[crumb] = shown
+                self._crumb_tokens[crumb] = tokens
+                if tokens > room:
+                    over[crumb] = shown
+
+    def _shown(self, breadcrumb: tuple[str, ...]) -> tuple[str, ...]:
+        """The breadcrumb as it is embedded and stored: shortened where it was too long."""
+        return self._shortened.get(breadcrumb, breadcrumb)
 
     # -- plan: whole subtrees where they fit, else the node's own blocks and then each subsection ----
 
@@ -240,7 +279,7 @@ class _Sectioner:
     def _settle(self, drafts: list[_Draft]) -> list[list[Section]]:
         """The sections each draft becomes: all drafts are counted exactly in one call, and those over
         the limit come apart and are settled again, together."""
-        counts = self._count([embedded_text(draft.breadcrumb, draft.text) for draft in drafts])
+        counts = self._count([embedded_text(self._shown(draft.breadcrumb), draft.text) for draft in drafts])
         undone = {
             i: self._undo(draft, tokens)
             for i, (draft, tokens) in enumerate(zip(drafts, counts, strict=True))
@@ -254,8 +293,19 @@ class _Sectioner:
             if i in undone:
                 settled.append([section for _ in undone[i] for section in next(resettled)])
             else:
-                settled.append([_section(draft, tokens)])
+                settled.append([self._section(draft, tokens)])
         return settled
+
+    def _section(self, draft: _Draft, tokens: int) -> Section:
+        pages = [atom.page for atom in draft.atoms if atom.page is not None]
+        return Section(
+            text=draft.text,
+            breadcrumb=self._shown(draft.breadcrumb),
+            page_start=min(pages, default=None),
+            page_end=max(pages, default=None),
+            tokens=tokens,
+            breadcrumb_shortened=draft.breadcrumb in self._shortened,
+        )
 
     def _undo(self, draft: _Draft, tokens: int) -> list[_Draft]:
         """Each step is strictly finer than the last (a merge, a subtree, a tighter budget), so it ends."""
@@ -400,12 +450,17 @@ def embedded_text(breadcrumb: Sequence[str], text: str) -> str:
     return CRUMB_SEPARATOR.join(breadcrumb) + BLOCK_SEPARATOR + text
 
 
-def _section(draft: _Draft, tokens: int) -> Section:
-    pages = [atom.page for atom in draft.atoms if atom.page is not None]
-    return Section(
-        text=draft.text,
-        breadcrumb=draft.breadcrumb,
-        page_start=min(pages, default=None),
-        page_end=max(pages, default=None),
-        tokens=tokens,
-    )
+def _shorter(parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The breadcrumb one step shorter, or None where nothing is left to cut: the headings between the
+    title and the innermost one, which names the text, give way first, outermost first; then the
+    longest part left loses half of its words (of its characters, where it is one word)."""
+    if len(parts) > 3 or (len(parts) == 3 and parts[1] != ELISION):
+        return (parts[0], ELISION, *parts[3 if parts[1] == ELISION else 2 :])
+    cores = [part.removesuffix(ELISION).rstrip() for part in parts]
+    longest = max(range(len(parts)), key=lambda i: len(cores[i]))
+    core = cores[longest]
+    if len(core) <= 1:
+        return None
+    words = core.split()
+    cut = " ".join(words[: len(words) // 2]) + " " if len(words) > 1 else core[: len(core) // 2]
+    return (*parts[:longest], cut + ELISION, *parts[longest + 1 :])

@@ -15,7 +15,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, Element, ParsedDocument
-from ingest.sections import COUNT_BATCH_CHARS, Section, build_sections
+from ingest.parse import parse
+from ingest.sections import COUNT_BATCH_CHARS, ELISION, Section, build_sections
 from ragkit.encoder.tokens import CountTokens
 from ragkit.errors import InputError
 
@@ -481,11 +482,71 @@ def test_a_block_of_millions_of_words_is_sectioned_with_few_counts(count):
     assert sum(calls) < 20 * len(sections)  # runs of words, not single words, are counted
 
 
-def test_a_breadcrumb_that_leaves_no_room_for_text_is_an_input_error(count):
+def long_heading_manual(tmp_path: Path, heading_words: int) -> ParsedDocument:
+    """A Markdown manual, parsed for real, whose second heading runs to `heading_words` words."""
+    long_heading = prose(heading_words, 1, sentence_words=heading_words).removesuffix(".")
+    path = tmp_path / "manual.md"
+    path.write_text(f"# Install\n\n{prose(120, 2)}\n\n## {long_heading}\n\n{prose(30, 3)}\n")
+    return parse(path)
+
+
+def test_a_breadcrumb_over_the_limit_is_shortened_instead_of_failing_the_document(count, tmp_path):
+    doc = long_heading_manual(tmp_path, 300)  # over MiniLM's 256 tokens by itself
+
+    sections = build_sections(doc, count_tokens=count, max_tokens=256)
+
+    assert_within(count, sections, 256)
+    assert_nothing_lost(doc, sections)  # the heading's words too, cut as any block over the limit is
+    assert {s.breadcrumb_shortened for s in sections} == {True, False}
+    assert max(count([" > ".join(s.breadcrumb) for s in sections])) <= 128
+
+
+def test_a_breadcrumb_over_half_the_limit_is_shortened_and_its_heading_kept_whole_in_the_text(
+    count, tmp_path
+):
+    """Under its full breadcrumb a 130-word heading left too little room to stay whole."""
+    doc = long_heading_manual(tmp_path, 130)
+    long_heading = doc.elements[2].text
+
+    sections = build_sections(doc, count_tokens=count, max_tokens=256)
+
+    assert_within(count, sections, 256)
+    assert_nothing_lost(doc, sections)
+    assert any(s.text.startswith(long_heading + "\n\n") for s in sections)
+    assert [s.breadcrumb for s in sections if not s.breadcrumb_shortened] == [("Install",)]
+    shortened = {s.breadcrumb for s in sections if s.breadcrumb_shortened}
+    assert len(shortened) == 1
+    title, shown = shortened.pop()
+    assert title == "Install" and shown.endswith(ELISION)
+    assert long_heading.startswith(shown.removesuffix(ELISION).rstrip())
+    assert count([f"{title} > {shown}"])[0] <= 128
+
+
+def test_a_long_breadcrumb_loses_its_outer_headings_before_any_words_of_the_innermost(count):
+    chapter, section = prose(90, 1, sentence_words=90), prose(40, 2, sentence_words=40)
+    doc = document(
+        heading(1, chapter),
+        para(prose(120, 3)),
+        heading(2, section),
+        heading(3, "Debian"),
+        para(prose(180, 4)),
+    )
+
+    sections = build_sections(doc, count_tokens=count, max_tokens=256, min_tokens=0)
+
+    assert list(dict.fromkeys((s.breadcrumb, s.breadcrumb_shortened) for s in sections)) == [
+        (("Manual", chapter), False),
+        (("Manual", ELISION, section), True),
+        (("Manual", ELISION, section, "Debian"), True),
+    ]
+    assert_nothing_lost(doc, sections)
+
+
+def test_a_limit_that_leaves_no_room_even_for_a_shortened_breadcrumb_is_an_input_error(count):
     doc = document(heading(1, prose(40, 1)), para("Body."))
 
     with pytest.raises(InputError, match="breadcrumb"):
-        build_sections(doc, count_tokens=count, max_tokens=32)
+        build_sections(doc, count_tokens=count, max_tokens=3)
 
 
 def test_max_tokens_must_be_positive(count):
