@@ -183,6 +183,25 @@ def test_bad_filters_are_400_naming_the_key(
 
 
 @pytest.mark.parametrize(
+    ("bound", "message"),
+    [
+        (b"NaN", "range bound gte=nan must be a finite number"),
+        (b"Infinity", "range bound gte=inf must be a finite number"),
+        (b"-Infinity", "range bound gte=-inf must be a finite number"),
+        (b"1e400", "range bound gte=inf must be a finite number"),  # JSON's reader makes it infinite
+        (b"1" + b"0" * 400, "range bound gte, an integer of 401 digits, is beyond the range of the floats"),
+    ],
+    ids=["nan", "inf", "-inf", "1e400", "10**400"],
+)
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/query"])
+def test_a_range_bound_that_is_no_finite_number_is_400_naming_the_key(
+    client: httpx.Client, path: str, bound: bytes, message: str
+) -> None:
+    body = b'{"query": "x", "filters": {"page_start": {"gte": ' + bound + b"}}}"
+    refused(client.post(path, content=body, headers=JSON), 400, f"filter 'page_start': {message}")
+
+
+@pytest.mark.parametrize(
     ("method", "path", "message"),
     [
         ("DELETE", "/v1/documents/" + "d" * 257, "doc_id: String should have at most 256 characters"),

@@ -238,6 +238,14 @@ def test_cli_search_json_applies_filters(store_copy, docs, capsys):
             ["search", "comets", "--collection", corpus.COLLECTION, "--filter", "page_start>x"],
             "needs a number",
         ),
+        (
+            ["search", "comets", "--collection", corpus.COLLECTION, "--filter", "page_start>=nan"],
+            "filter 'page_start': range bound gte=nan must be a finite number",
+        ),
+        (
+            ["search", "comets", "--collection", corpus.COLLECTION, "--filter", "page_end<=1e999"],
+            "filter 'page_end': range bound lte=inf must be a finite number",
+        ),
     ],
 )
 def test_cli_search_errors_are_one_clear_line(store_copy, capsys, argv, message):

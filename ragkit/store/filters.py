@@ -6,6 +6,7 @@ an engine's types; each engine translates the checked conditions into its own fi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,22 @@ def _range(key: str, ops: dict[str, Any]) -> dict[str, float]:
             f"filter {key!r}: unknown range operator(s) {unknown or '(none given)'}; "
             f"allowed operators: {', '.join(RANGE_OPERATORS)}"
         )
-    for op, bound in ops.items():
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise InputError(f"filter {key!r}: range bound {op}={bound!r} must be a number")
-    return {op: float(bound) for op, bound in ops.items()}
+    return {op: _bound(key, op, bound) for op, bound in ops.items()}
+
+
+def _bound(key: str, op: str, bound: Any) -> float:
+    # A NaN bound compares false with every number, so the search would match nothing without saying why.
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+        raise InputError(f"filter {key!r}: range bound {op}={bound!r} must be a number")
+    try:
+        number = float(bound)
+    except OverflowError:
+        raise InputError(
+            f"filter {key!r}: range bound {op}, an integer of {len(str(abs(bound)))} digits, is beyond the "
+            "range of the floats that ranges compare"
+        ) from None
+    if not math.isfinite(number):
+        raise InputError(
+            f"filter {key!r}: range bound {op}={bound!r} must be a finite number, not NaN or infinite"
+        )
+    return number
