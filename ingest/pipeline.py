@@ -23,7 +23,7 @@ from typing import Any
 
 from ingest import changes, points
 from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
-from ingest.prepare import Prepared, report_error
+from ingest.prepare import Job, Prepared, report_error
 from ingest.report import IngestReport, Progress
 from ragkit.errors import StoreError
 from ragkit.store import CollectionOptions, Store
@@ -77,6 +77,7 @@ def run(
     try:
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
+            failed: list[Job] = []  # their old points go with the next write
             pending_tokens = 0
             processes = _auto_workers(len(planned.jobs), encoder.device.type) if workers is None else workers
             outcomes = prepare_isolated(
@@ -92,11 +93,12 @@ def run(
                     pending_tokens += sum(section.tokens for section in outcome.sections)
                 else:
                     report_error(result, *outcome)
+                    failed.append(outcome[0])
                     bar.advance(documents=1)
                 if pending_tokens >= EMBED_FLUSH_TOKENS:
-                    _embed_and_write(pending, encoder, writer, planned.metadata, result, bar)
-                    pending, pending_tokens = [], 0
-            _embed_and_write(pending, encoder, writer, planned.metadata, result, bar)
+                    _embed_and_write(pending, failed, encoder, writer, planned.metadata, result, bar)
+                    pending, failed, pending_tokens = [], [], 0
+            _embed_and_write(pending, failed, encoder, writer, planned.metadata, result, bar)
         result.sections_deleted += writer.sections_deleted
     finally:
         bar.close()
@@ -120,6 +122,7 @@ def _auto_workers(documents: int, device: str) -> int:
 
 def _embed_and_write(
     batch: list[Prepared],
+    failed: list[Job],
     encoder: Any,
     writer: _Writer,
     metadata: dict[str, Any],
@@ -127,9 +130,10 @@ def _embed_and_write(
     bar: Progress,
 ) -> None:
     written = points.embed(batch, encoder, metadata)
-    if not written:
+    discarded = [job for job in failed if job.old is not None]
+    if not written and not discarded:
         return
-    writer.put(written)
+    writer.put(written, discarded)
     for prepared, document_points in written:
         result.documents_ingested += 1
         result.sections_embedded += len(document_points)
@@ -142,12 +146,13 @@ class _Writer:
     """Upserts beside the embedding loop, through a bounded queue, so memory stays flat.
 
     Per group of documents (one embedding flush), `points.write`: upsert all their new points, then
-    delete their stale ones. The first store error stops the writer; the job then ends with that error.
+    delete their stale ones, and the old points of the group's documents that failed. The first store
+    error stops the writer; the job then ends with that error.
     """
 
     def __init__(self, store: Store, collection: str, depth: int = 4) -> None:
         self._store, self._collection = store, collection
-        self._queue: queue.Queue[list[points.Written] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[list[points.Written], list[Job]] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="ragkit-writer", daemon=True)
         self.sections_deleted = 0
@@ -156,9 +161,9 @@ class _Writer:
         self._thread.start()
         return self
 
-    def put(self, documents: list[points.Written]) -> None:
+    def put(self, documents: list[points.Written], discarded: list[Job]) -> None:
         self._raise_if_failed()
-        self._queue.put(documents)
+        self._queue.put((documents, discarded))
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._queue.put(None)
@@ -177,7 +182,7 @@ class _Writer:
             if self._error is not None:
                 continue  # drain, so the producer never blocks on a dead writer
             try:
-                self.sections_deleted += points.write(self._store, self._collection, item)
+                self.sections_deleted += points.write(self._store, self._collection, *item)
             except BaseException as exc:  # reported by the producer thread
                 self._error = exc
-                points.remove(self._store, self._collection, item)
+                points.remove(self._store, self._collection, *item)

@@ -3,17 +3,20 @@
 Both runners use these: the one-machine pipeline in its main loop and writer thread, the Ray runner in
 its encoder actors and writers. A document is written by upserting its new points (deterministic ids,
 so repeats are harmless) and then deleting the ones no longer part of it; a job stopped in between
-leaves the document with two hashes, which the next run sees as incomplete and redoes.
+leaves the document with two hashes, which the next run sees as incomplete and redoes. A changed
+document that now fails to parse loses its old points the same way, so that a job over changed files
+ends with the points of a clean run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from ingest.prepare import Prepared
+from ingest.prepare import Job, Prepared
 from ingest.sections import Section
 from ragkit.store import Point, Store, point_id, section_payload
 
@@ -65,30 +68,30 @@ def _point(prepared: Prepared, index: int, section: Section, vector: Any, metada
     return Point(point_id(job.doc_id, index, section.embed_text), vector, payload, text=section.embed_text)
 
 
-def write(store: Store, collection: str, documents: list[Written]) -> int:
-    """Upsert all the documents' new points, then delete their stale ones; returns how many were stale.
+def write(store: Store, collection: str, documents: list[Written], discarded: Sequence[Job] = ()) -> int:
+    """Upsert all the documents' new points, then delete their stale ones and every point of the
+    `discarded` documents (changed files that now fail, of which a clean run would hold none); returns
+    how many points were deleted.
 
     As few requests as the store's size limit allows: one upsert and one delete for the whole group.
     """
-    store.upsert(collection, [point for _, points in documents for point in points])
-    stale = sorted(
-        pid
-        for prepared, points in documents
-        if prepared.job.old is not None
-        for pid in set(prepared.job.old.ids) - {point.id for point in points}
-    )
+    new = [point for _, points in documents for point in points]
+    store.upsert(collection, new)
+    jobs = [prepared.job for prepared, _ in documents] + list(discarded)
+    old = {pid for job in jobs if job.old is not None for pid in job.old.ids}
+    stale = sorted(old - {point.id for point in new})  # ids name their document: no two documents share one
     if stale:
         store.delete_points(collection, stale)
     return len(stale)
 
 
-def remove(store: Store, collection: str, documents: list[Written]) -> None:
+def remove(store: Store, collection: str, documents: list[Written], discarded: Sequence[Job] = ()) -> None:
     """Delete the documents of a group whose write failed part way, so none stays half-written.
 
     The process lives on after a refused write (a full disk), unlike after a kill, so it can leave each
     document complete or absent rather than for the next run to redo; that run writes them again.
     """
-    doc_ids = sorted({prepared.job.doc_id for prepared, _ in documents})
+    doc_ids = sorted({prepared.job.doc_id for prepared, _ in documents} | {job.doc_id for job in discarded})
     try:
         store.delete_where(collection, {"doc_id": doc_ids})
     except Exception as exc:

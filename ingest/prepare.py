@@ -62,8 +62,14 @@ def reportable(exc: Exception) -> Exception:
 
 
 def report_error(result: IngestReport, job: Job, error: Exception) -> None:
-    """A document in a format that turned out unsupported is skipped; any other error is a failure."""
+    """A document in a format that turned out unsupported is skipped; any other error is a failure. One
+    that had points loses them with the job's next write (`points.write`), as a clean run would hold
+    none of them; its entry says so."""
+    message = str(error)
+    if job.old is not None and job.old.ids:
+        count = len(job.old.ids)
+        message += f"; its previous version was removed ({count} section{'s' if count != 1 else ''})"
     if isinstance(error, UnsupportedFormatError):
-        result.skip(job.path, str(error))
+        result.skip(job.path, message)
     else:
-        result.fail(job.path, str(error))
+        result.fail(job.path, message)

@@ -39,7 +39,7 @@ import ingest
 import ragkit
 from ingest import changes, points
 from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
-from ingest.prepare import Prepared, report_error
+from ingest.prepare import Job, Prepared, report_error
 from ingest.report import IngestReport
 from ragkit.encoder import EncoderSpec, TokenCounter
 from ragkit.errors import InputError, RagkitError, StoreLockedError
@@ -291,13 +291,16 @@ class _WriteStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         part = IngestReport(collection=self._collection, model=self._model)
         written: list[points.Written] = []
+        discarded: list[Job] = []  # documents that failed: their old points go, as on one machine
         for first, second in _unpack(batch):
             if isinstance(first, Prepared):
                 written.append((first, second))
             else:
                 report_error(part, first, second)
-        if written:
-            part.sections_deleted = points.write(self._store, self._collection, written)
+                if first.old is not None:
+                    discarded.append(first)
+        if written or discarded:
+            part.sections_deleted = points.write(self._store, self._collection, written, discarded)
         for prepared, document_points in written:
             part.documents_ingested += 1
             part.sections_embedded += len(document_points)

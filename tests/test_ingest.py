@@ -94,6 +94,22 @@ def test_changed_file_is_replaced_and_deleted_file_pruned(tmp_path):
     assert "Tomatoes" not in texts and "diesel" not in texts
 
 
+def test_a_changed_file_that_now_fails_loses_its_old_points_as_a_clean_run_has_none(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    ingest(tmp_path / "store", corpus)
+    before = points(tmp_path / "store", "docs")
+    garden = corpus / "garden.md"
+    garden.write_text("   \n")  # changed, and now without text: it fails on every run from here on
+    report = ingest(tmp_path / "store", corpus)
+    ingest(tmp_path / "clean", corpus)
+    assert points(tmp_path / "store", "docs") == points(tmp_path / "clean", "docs")
+    removed = len(before) - len(points(tmp_path / "store", "docs"))
+    assert removed == report.sections_deleted == 1  # garden.md was one section
+    [failure] = report.documents_failed
+    assert failure["path"] == str(garden) and "no extractable text" in failure["error"]
+    assert failure["error"].endswith(f"; its previous version was removed ({removed} section)")
+
+
 def test_prune_only_touches_the_given_roots(tmp_path):
     a, b = write_corpus(tmp_path / "a"), write_corpus(tmp_path / "b")
     ingest(tmp_path / "store", a, b)

@@ -86,23 +86,27 @@ def test_a_ray_job_updates_a_store_as_one_machine_does(local_ray, tmp_path, mini
     assert first["documents_ingested"] == 7
     shutil.copytree(one, on_ray)
 
-    # A changed file loses its stale sections, a deleted one is pruned, a broken one fails: the same on Ray.
+    # A changed file loses its stale sections, a deleted one is pruned, a broken one fails, and a changed
+    # one that now fails loses its old points: the same on Ray.
     (docs / "astronomy.md").write_text(
         "# Astronomy notes\n\n## Comets\n\nComets are balls of ice and dust.\n"
     )
     (docs / "more" / "engines.txt").unlink()
+    (docs / "more" / "music.html").write_text("<html><body></body></html>")
     expected = ingest(one, minilm_path, [docs], workers=0, prune=True)
     report = ingest(on_ray, minilm_path, [docs], ray=True, prune=True)
     assert report == expected
-    assert report["documents_ingested"] == 1 and report["documents_unchanged"] == 5
-    assert report["documents_deleted"] == 1 and report["sections_deleted"] > 1
-    assert [Path(f["path"]).name for f in report["documents_failed"]] == ["empty.txt"]
+    assert report["documents_ingested"] == 1 and report["documents_unchanged"] == 4
+    assert report["documents_deleted"] == 1 and report["sections_deleted"] > 2
+    assert [Path(f["path"]).name for f in report["documents_failed"]] == ["empty.txt", "music.html"]
+    assert "its previous version was removed" in report["documents_failed"][1]["error"]
     assert point_set(on_ray) == point_set(one)
 
     # Unchanged files are hashed on the driver: with nothing to parse, the job never reaches the cluster.
     (docs / "empty.txt").unlink()
+    (docs / "more" / "music.html").unlink()
     again = ingest(on_ray, minilm_path, [docs], ray=True)
-    assert again["documents_unchanged"] == 6 and again["sections_embedded"] == 0
+    assert again["documents_unchanged"] == 5 and again["sections_embedded"] == 0
     assert point_set(on_ray) == point_set(one)
 
 
