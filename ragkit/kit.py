@@ -6,6 +6,7 @@ existing collection never needs the model named again, and a different one is re
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,8 +136,9 @@ class Kit:
         return self.retriever().search(query, **options)
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
-        """`search` without blocking the event loop."""
-        return await self.retriever().asearch(query, **options)
+        """`search` in a worker thread, all of it: the collection check of a first search is a round trip
+        to a server, and the encoder and an embedded store block too."""
+        return await asyncio.to_thread(self.search, query, **options)
 
     def query_engine(self, llm: Any = None, **options: Any) -> QueryEngine:
         """Answers with numbered sources: `top_k`, `context_tokens`, `filters`, `mode`, `fusion`; see `ragkit.query_engine`."""

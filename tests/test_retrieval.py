@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -121,6 +122,38 @@ def test_asearch_matches_search_without_blocking_the_loop(kit):
     hits, ticks = asyncio.run(search_while_ticking())
     assert [h.id for h in hits] == [h.id for h in kit.search("a rock that floats on water", top_k=3)]
     assert ticks > 1
+
+
+def test_asearch_leaves_the_event_loop_free_while_the_store_is_busy():
+    # A fresh Kit's first search checks that its collection exists: a round trip on a server, which here
+    # waits for another thread's call to qdrant-client's in-memory engine (a server's request path).
+    with ragkit.open("docs", url=":memory:") as fresh:
+        text = "Prune the suckers of tomato plants in summer"
+        fresh.store.ensure_collection("docs", dim=4, model="someone/uncached-model")
+        fresh.store.upsert(
+            "docs", [Point(point_id("d", 0, text), [1.0, 0, 0, 0], {"text": text, "doc_id": "d"})]
+        )
+        busy, over, ended_by_the_loop = threading.Event(), threading.Event(), []
+
+        def other_call():
+            with fresh.store._engine.serial:  # held as another thread's long call holds it
+                busy.set()
+                ended_by_the_loop.append(over.wait(timeout=10))
+
+        async def search_while_busy():
+            task = asyncio.create_task(fresh.asearch("tomato suckers", mode="sparse"))
+            for _ in range(10):
+                await asyncio.sleep(0.001)  # a loop stuck in the search would not come back here in time
+            over.set()
+            return await task
+
+        other = threading.Thread(target=other_call)
+        other.start()
+        busy.wait()
+        hits = asyncio.run(search_while_busy())
+        other.join()
+    assert ended_by_the_loop == [True]
+    assert [hit.text for hit in hits] == [text]
 
 
 @pytest.mark.parametrize("query", ["", "   \n"])
