@@ -24,7 +24,7 @@ from typing import Any
 from ingest import changes, points
 from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
 from ingest.prepare import Job, Prepared, report_error
-from ingest.report import IngestReport, Progress
+from ingest.report import IngestReport, Progress, check_writable
 from ragkit.errors import StoreError
 from ragkit.store import CollectionOptions, Store
 
@@ -62,6 +62,7 @@ def run(
     reported; the HTTP service turns it off, to build once many uploads have arrived instead of after each.
     """
     started = time.perf_counter()
+    check_writable(report)
     planned = changes.plan(
         store,
         collection,

@@ -40,7 +40,7 @@ import ragkit
 from ingest import changes, points
 from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
 from ingest.prepare import Job, Prepared, report_error
-from ingest.report import IngestReport
+from ingest.report import IngestReport, check_writable
 from ragkit.encoder import EncoderSpec, TokenCounter
 from ragkit.errors import InputError, RagkitError, StoreLockedError
 from ragkit.store import CollectionOptions, Store
@@ -96,6 +96,7 @@ def run_on_ray(
     where = _check_address(ray, address)
     if workers is not None and workers < 1:
         raise InputError(f"workers={workers}: on Ray, the number of parsing tasks at once must be >= 1")
+    check_writable(report)
     ray_module = import_ray()
     started = time.perf_counter()
     facts = encoder.describe()

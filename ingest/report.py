@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragkit.errors import InputError
+
 log = logging.getLogger("ragkit.ingest")
 
 
@@ -65,7 +67,10 @@ class IngestReport:
         }
 
     def write(self, file: Path) -> None:
-        file.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        try:
+            file.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise _unwritable(file, exc) from exc
 
     def summary(self) -> str:
         return (
@@ -75,6 +80,25 @@ class IngestReport:
             f"({self.tokens_embedded:,} tokens), {self.sections_deleted} deleted, in {self.seconds:.1f}s "
             f"(index build {self.index_seconds:.1f}s)"
         )
+
+
+def check_writable(file: Path | None) -> None:
+    """Refuse a report file that cannot be written before the job starts, rather than after all its work
+    (the file is opened for appending, which changes nothing; one made by the check is removed)."""
+    if file is None:
+        return
+    existed = file.exists()
+    try:
+        with file.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise _unwritable(file, exc) from exc
+    if not existed:
+        file.unlink()
+
+
+def _unwritable(file: Path, exc: OSError) -> InputError:
+    return InputError(f"cannot write the report to {file}: {exc.strerror or exc}")
 
 
 class Progress:

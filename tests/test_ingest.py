@@ -303,6 +303,20 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
         assert sum(line.count(str(corpus / name)) for line in failures) == 1
 
 
+def test_a_report_that_cannot_be_written_is_refused_before_the_job_starts(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus")
+    report = tmp_path / "no-such-folder" / "report.json"
+    args = ["ingest", str(corpus), "--collection", "c", "--store", str(tmp_path / "s"), "--model", "minilm"]
+    assert cli([*args, "--workers", "0", "--report", str(report)]) == 2
+    error = capsys.readouterr().err
+    assert f"ragkit: error: cannot write the report to {report}: No such file or directory" in error
+    assert "Traceback" not in error
+    with pytest.raises(ragkit.InputError, match=f"cannot write the report to {tmp_path}: Is a directory"):
+        ingest(tmp_path / "s", corpus, report=tmp_path)
+    with Store.open(path=tmp_path / "s") as store:
+        assert store.collections() == []  # neither job did anything
+
+
 def test_worker_processes_give_the_same_points_as_in_process_parsing(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     ingest(tmp_path / "inline", corpus)
