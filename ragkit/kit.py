@@ -7,6 +7,7 @@ existing collection never needs the model named again, and a different one is re
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ class Kit:
         self._model = model
         self._device = device
         self._encoder: Encoder | None = None
+        self._loading = threading.Lock()
         self._given = encoder  # one loaded encoder can serve several collections
         self._found = False  # the collection was seen to exist
 
@@ -64,19 +66,28 @@ class Kit:
 
     @property
     def encoder(self) -> Encoder:
-        """The collection's encoder: the model named at open, else the one recorded, else the default."""
+        """The collection's encoder: the model named at open, else the one recorded, else the default.
+
+        Loaded once however many threads ask at once (concurrent searches, `asearch`): each would
+        otherwise load a copy of the model.
+        """
         if self._encoder is None:
-            recorded = self._recorded_model()
-            encoder = self._given or Encoder.from_pretrained(
-                self._model or recorded or Settings.from_env().model, device=self._device
-            )
-            if recorded is not None and encoder.name != recorded:
-                raise ModelMismatchError(
-                    f"collection {self.collection!r} was built with model {recorded!r}, not {encoder.name!r}; "
-                    f"open it without a model (or with {recorded!r}), or ingest into a new collection"
-                )
-            self._encoder = encoder
+            with self._loading:
+                if self._encoder is None:
+                    self._encoder = self._load_encoder()
         return self._encoder
+
+    def _load_encoder(self) -> Encoder:
+        recorded = self._recorded_model()
+        encoder = self._given or Encoder.from_pretrained(
+            self._model or recorded or Settings.from_env().model, device=self._device
+        )
+        if recorded is not None and encoder.name != recorded:
+            raise ModelMismatchError(
+                f"collection {self.collection!r} was built with model {recorded!r}, not {encoder.name!r}; "
+                f"open it without a model (or with {recorded!r}), or ingest into a new collection"
+            )
+        return encoder
 
     @property
     def loaded_encoder(self) -> Encoder | None:

@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,23 @@ def test_asearch_leaves_the_event_loop_free_while_the_store_is_busy():
         other.join()
     assert ended_by_the_loop == [True]
     assert [hit.text for hit in hits] == [text]
+
+
+def test_threads_asking_a_fresh_kit_for_its_encoder_at_once_share_one_load(tmp_path, tiny_gte_dir):
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def ask(kit):
+        start.wait()
+        return kit.encoder
+
+    with (
+        ragkit.open("docs", store=tmp_path, model=str(tiny_gte_dir), device="cpu") as kit,
+        ThreadPoolExecutor(threads) as pool,
+    ):
+        encoders = list(pool.map(ask, [kit] * threads))
+    loads = {id(encoder) for encoder in encoders}  # all still alive, so no two share an id by reuse
+    assert len(loads) == 1, f"{len(loads)} copies of the model loaded"
 
 
 @pytest.mark.parametrize("query", ["", "   \n"])
