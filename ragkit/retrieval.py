@@ -8,8 +8,10 @@ own. `Hit` is the one result type every adapter (LangChain, LlamaIndex, HTTP, qu
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ragkit.errors import InputError
@@ -84,7 +86,7 @@ class Retriever:
     ) -> list[Hit]:
         """The best `top_k` sections for `query`, best first; `mode` is dense, sparse or hybrid, and `fusion`
         (rrf or dbsf) how hybrid fuses its two lists."""
-        check_query(query, top_k)
+        check_query(query, top_k, score_threshold)
         check_mode(mode)  # before a model is loaded for a search that cannot run
         vector = self.encoder.encode([query], truncate=True)[0] if needs_vector(mode) else None
         return self.search_vector(
@@ -109,7 +111,7 @@ class Retriever:
         fusion: Fusion = DEFAULT_FUSION,
     ) -> list[Hit]:
         """`search` for a query embedded already: the HTTP service embeds concurrent queries in one batch."""
-        check_query(query, top_k)
+        check_query(query, top_k, score_threshold)
         stored = self.store.search(
             self.collection,
             vector,
@@ -127,11 +129,18 @@ class Retriever:
         return await asyncio.to_thread(self.search, query, **options)
 
 
-def check_query(query: str, top_k: int) -> None:
+def check_query(query: str, top_k: int, score_threshold: float | None) -> None:
     if not isinstance(query, str) or not query.strip():
         raise InputError("the query is empty: pass some text to search for")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise InputError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+    # The store would fail on a string, and a NaN threshold keeps no hit without saying why.
+    if score_threshold is not None and (
+        isinstance(score_threshold, bool)
+        or not isinstance(score_threshold, Real)
+        or not math.isfinite(score_threshold)
+    ):
+        raise InputError(f"score_threshold must be a finite number or None, got {score_threshold!r}")
 
 
 def _hit(point_id: str, score: float, payload: dict[str, Any]) -> Hit:

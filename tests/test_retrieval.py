@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import shutil
 import threading
@@ -11,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ragkit
@@ -200,20 +202,50 @@ def test_a_collection_built_with_another_model_is_refused(tmp_path):
             kit.search("comets")
 
 
-def test_a_sparse_search_needs_no_model_and_an_unknown_mode_loads_none(tmp_path):
-    # A collection whose model cannot be loaded here: only searches that embed the query need it.
+TOMATO_NOTE = "Prune the suckers of tomato plants in summer"
+
+
+@pytest.fixture
+def uncached(tmp_path):
+    """A collection of one note whose model cannot be loaded here: only searches that embed need it."""
     with Store.open(path=tmp_path) as store:
         store.ensure_collection("docs", dim=4, model="someone/uncached-model")
-        text = "Prune the suckers of tomato plants in summer"
-        point = Point(point_id("d", 0, text), [1.0, 0, 0, 0], {"text": text, "doc_id": "d"})
+        point = Point(point_id("d", 0, TOMATO_NOTE), [1.0, 0, 0, 0], {"text": TOMATO_NOTE, "doc_id": "d"})
         store.upsert("docs", [point])
     with ragkit.open("docs", store=tmp_path) as kit:
-        assert [hit.text for hit in kit.search("tomato suckers", mode="sparse")] == [text]
-        with pytest.raises(InputError, match="search mode 'bm25' is unknown"):
-            kit.search("tomato suckers", mode="bm25")
-        assert kit.loaded_encoder is None
-        with pytest.raises(Exception, match="someone/uncached-model"):
-            kit.search("tomato suckers", mode="dense")
+        yield kit
+
+
+def test_a_sparse_search_needs_no_model_and_an_unknown_mode_loads_none(uncached):
+    assert [hit.text for hit in uncached.search("tomato suckers", mode="sparse")] == [TOMATO_NOTE]
+    with pytest.raises(InputError, match="search mode 'bm25' is unknown"):
+        uncached.search("tomato suckers", mode="bm25")
+    assert uncached.loaded_encoder is None
+    with pytest.raises(Exception, match="someone/uncached-model"):
+        uncached.search("tomato suckers", mode="dense")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"score_threshold": "0.5"}, "score_threshold must be a finite number or None, got '0.5'"),
+        ({"score_threshold": math.nan}, "score_threshold must be a finite number or None, got nan"),
+        ({"score_threshold": math.inf}, "score_threshold must be a finite number or None, got inf"),
+        ({"score_threshold": -math.inf}, "score_threshold must be a finite number or None, got -inf"),
+        ({"score_threshold": True}, "score_threshold must be a finite number or None, got True"),
+    ],
+    ids=["str-threshold", "nan-threshold", "inf-threshold", "-inf-threshold", "bool-threshold"],
+)
+def test_bad_search_arguments_are_refused_before_a_model_is_loaded(uncached, options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        uncached.search("tomato suckers", **options)
+    assert uncached.loaded_encoder is None
+
+
+def test_a_score_threshold_may_be_any_real_number(uncached):
+    for threshold in (0, 0.0, np.float32(0.0)):
+        hits = uncached.search("tomato suckers", mode="sparse", score_threshold=threshold)
+        assert [hit.text for hit in hits] == [TOMATO_NOTE]
 
 
 @pytest.mark.parametrize(
