@@ -15,7 +15,7 @@ from numbers import Real
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ragkit.errors import InputError
-from ragkit.store.schema import Fusion, SearchMode, check_mode, needs_vector
+from ragkit.store.schema import Fusion, SearchMode, check_fusion, check_mode, needs_vector
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,6 +88,7 @@ class Retriever:
         (rrf or dbsf) how hybrid fuses its two lists."""
         check_query(query, top_k, score_threshold)
         check_mode(mode)  # before a model is loaded for a search that cannot run
+        check_fusion(fusion)
         vector = self.encoder.encode([query], truncate=True)[0] if needs_vector(mode) else None
         return self.search_vector(
             vector,

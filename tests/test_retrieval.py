@@ -233,8 +233,9 @@ def test_a_sparse_search_needs_no_model_and_an_unknown_mode_loads_none(uncached)
         ({"score_threshold": math.inf}, "score_threshold must be a finite number or None, got inf"),
         ({"score_threshold": -math.inf}, "score_threshold must be a finite number or None, got -inf"),
         ({"score_threshold": True}, "score_threshold must be a finite number or None, got True"),
+        ({"fusion": "rank"}, "fusion 'rank' is unknown; use one of rrf, dbsf"),
     ],
-    ids=["str-threshold", "nan-threshold", "inf-threshold", "-inf-threshold", "bool-threshold"],
+    ids=["str-threshold", "nan-threshold", "inf-threshold", "-inf-threshold", "bool-threshold", "fusion"],
 )
 def test_bad_search_arguments_are_refused_before_a_model_is_loaded(uncached, options, message):
     with pytest.raises(InputError, match=re.escape(message)):
