@@ -493,6 +493,49 @@ def test_pdf_keeps_one_off_text_near_the_page_edge(tmp_path: Path) -> None:
     assert all_text(parsed) == "Draft for review The body of the letter is short. 1 A footnote."
 
 
+def test_pdf_keeps_chapter_headings_at_page_tops_that_differ_only_in_their_number(tmp_path: Path) -> None:
+    """Page-top "Chapter 1", "Chapter 2" sit where running headers do, and differ only in a number,
+    but theirs does not move with the page; the footer's "Field manual - 13" on page 3 does, and goes."""
+    chapters = {1: "Chapter 1", 3: "Chapter 2", 5: "Chapter 3"}
+    pages = [
+        [
+            (9, 765, f"Page {number} of 6", False),
+            *([(11, 745, chapters[number], False)] if number in chapters else []),
+            *paragraph(700, f"The pump on page {number} needs oil every week."),
+            (9, 30, f"Field manual - {number + 10}", False),
+        ]
+        for number in range(1, 7)
+    ]
+
+    parsed = parse(write_pdf(tmp_path / "manual.pdf", pages))
+
+    assert [(element.kind, element.text, element.page) for element in parsed.elements] == [
+        (HEADING, "Chapter 1", 1),
+        (TEXT, "The pump on page 1 needs oil every week.", 1),
+        (TEXT, "The pump on page 2 needs oil every week.", 2),
+        (HEADING, "Chapter 2", 3),
+        (TEXT, "The pump on page 3 needs oil every week.", 3),
+        (TEXT, "The pump on page 4 needs oil every week.", 4),
+        (HEADING, "Chapter 3", 5),
+        (TEXT, "The pump on page 5 needs oil every week.", 5),
+        (TEXT, "The pump on page 6 needs oil every week.", 6),
+    ]
+
+
+def test_pdf_keeps_a_heading_a_page_even_where_its_number_follows_the_page(tmp_path: Path) -> None:
+    """A step a page: "Step 1" tops page 1, "Step 2" page 2, numbered as a running header would be,
+    but set as headings are, large and bold."""
+    pages = [[(16, 745, f"Step {n}", True), *paragraph(700, f"Turn valve {n} slowly.")] for n in range(1, 4)]
+
+    parsed = parse(write_pdf(tmp_path / "steps.pdf", pages))
+
+    assert kinds(parsed) == [
+        item
+        for n in range(1, 4)
+        for item in [(HEADING, f"Step {n}", 1), (TEXT, f"Turn valve {n} slowly.", None)]
+    ]
+
+
 def test_pdf_set_all_in_one_style_falls_back_to_text_heuristics(tmp_path: Path) -> None:
     pages = [
         [

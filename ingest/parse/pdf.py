@@ -89,6 +89,10 @@ _PAGE_NUMBER = re.compile(r"^\W*(?:(?i:page)\s*)?(?:\d+|[ivxlc]+)(?:\s*(?:(?i:of
 _HEADING_SIZE_RATIO = 1.15
 _HEADING_MAX_WORDS = 15
 _BOLD_SHARE = 0.9
+# Pages a header or footer must run across with its number moving with the page to be taken for
+# running text: on two, "Chapter 1" and "Chapter 2" may open pages 1 and 2 by chance.
+_MIN_RUNNING_PAGES = 3
+_NUMBER = re.compile(r"\d+")
 
 
 @dataclass(eq=False)
@@ -281,9 +285,7 @@ def _classify_pdf_boxes(boxes: list[_PdfBox]) -> list[UElement]:
     that sets headings like body text keeps the heuristic titles, all at level 1.
     """
     boxes = _without_running_text(boxes)
-    body_size = _body_size(boxes)
-    # Where most text is bold, bold marks nothing.
-    bold_marks = 2 * sum(box.chars for box in boxes if box.bold) < sum(box.chars for box in boxes)
+    body_size, bold_marks = _body_size(boxes), _bold_marks(boxes)
     styled = {box for box in boxes if _looks_like_heading(box, body_size, bold_marks)}
     styles = sorted({(box.size, box.bold) for box in styled}, reverse=True)
     elements = []
@@ -299,31 +301,68 @@ def _classify_pdf_boxes(boxes: list[_PdfBox]) -> list[UElement]:
 
 
 def _without_running_text(boxes: list[_PdfBox]) -> list[_PdfBox]:
-    """Drop header/footer-zone text that is a page number or recurs on other pages; keep the rest.
+    """Drop header/footer-zone text that is a page number or runs across pages; keep the rest.
 
     A footnote or a title near the page edge is content, so position alone does not condemn a box:
     such text is classified again as if it stood in the body.
     """
-    zone = {box for box in boxes if box.element.category in ("Header", "Footer")}
-    pages_by_text: dict[str, set[int]] = {}
-    for box in (box for box in boxes if box in zone):  # not in set order: boxes hash by id
-        pages_by_text.setdefault(_running_key(box.element.text), set()).add(box.page)
+    zone = [box for box in boxes if box.element.category in ("Header", "Footer")]
+    running = _running_boxes(zone, _body_size(boxes), _bold_marks(boxes))
     kept = []
     for box in boxes:
-        if box in zone:
-            text = box.element.text
-            if _PAGE_NUMBER.match(text) or len(pages_by_text[_running_key(text)]) > 1:
-                continue
+        if box in running:
+            continue
+        if box.element.category in ("Header", "Footer"):
             metadata = box.element.metadata
-            box.element = element_from_text(text)
+            box.element = element_from_text(box.element.text)
             box.element.metadata = metadata
         kept.append(box)
     return kept
 
 
-def _running_key(text: str) -> str:
-    """Running headers differ only in their numbers ("Chapter 2 — page 14")."""
-    return re.sub(r"\d+", "#", text.lower())
+def _running_boxes(zone: list[_PdfBox], body_size: float, bold_marks: bool) -> set[_PdfBox]:
+    """The zone's running text: page numbers, the same words on more than one page, and words with a
+    number that moves with the page ("Manual — 3" on page 3, "Manual — 4" on page 4).
+
+    Headings at the tops of pages differ in their numbers too ("Chapter 1" on page 1, "Chapter 2" on
+    page 5), but theirs do not move with the pages; where they do (a chapter a page), a box set as a
+    heading is still kept. The set is only asked for membership (boxes hash by id).
+    """
+    pages_by_text: dict[str, set[int]] = {}
+    for box in zone:
+        pages_by_text.setdefault(_running_text(box), set()).add(box.page)
+    numbered = _numbered_by_page(zone)
+    return {
+        box
+        for box in zone
+        if _PAGE_NUMBER.match(box.element.text)
+        or len(pages_by_text[_running_text(box)]) > 1
+        or (box in numbered and not _looks_like_heading(box, body_size, bold_marks))
+    }
+
+
+def _numbered_by_page(zone: list[_PdfBox]) -> set[_PdfBox]:
+    """Boxes with a number that moves with the page: on at least `_MIN_RUNNING_PAGES` pages the same
+    words and other numbers, and this number the same offset from the page's ("Manual — 3" on page 3,
+    "Manual — 4" on page 4; "Manual — 1" from the fifth page on; "3-1", "3-2" through chapter 3)."""
+    alike: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int], list[_PdfBox]] = {}
+    for box in zone:
+        text = _running_text(box)
+        words, numbers = tuple(_NUMBER.split(text)), _NUMBER.findall(text)
+        for place, number in enumerate(numbers):
+            if len(number) < 10:  # longer is no page number (and int() refuses over 4,300 digits)
+                key = (words, tuple(numbers[:place]), tuple(numbers[place + 1 :]), int(number) - box.page)
+                alike.setdefault(key, []).append(box)
+    return {
+        box
+        for boxes in alike.values()
+        if len({box.page for box in boxes}) >= _MIN_RUNNING_PAGES
+        for box in boxes
+    }
+
+
+def _running_text(box: _PdfBox) -> str:
+    return " ".join(box.element.text.lower().split())
 
 
 def _body_size(boxes: list[_PdfBox]) -> float:
@@ -331,6 +370,11 @@ def _body_size(boxes: list[_PdfBox]) -> float:
     for box in boxes:
         sizes[box.size] += box.chars
     return sizes.most_common(1)[0][0] if sizes else 0.0
+
+
+def _bold_marks(boxes: list[_PdfBox]) -> bool:
+    """Whether bold sets some text apart: where most text is bold, bold marks nothing."""
+    return 2 * sum(box.chars for box in boxes if box.bold) < sum(box.chars for box in boxes)
 
 
 def _looks_like_heading(box: _PdfBox, body_size: float, bold_marks: bool) -> bool:
