@@ -317,6 +317,22 @@ def test_cli_query_answers_extractively_with_sources(store_flags, capsys, monkey
     assert timings.startswith("retrieve ") and "total" in timings
 
 
+def test_cli_query_keeps_only_sources_at_or_above_the_score_threshold(store_flags, capsys, monkeypatch):
+    monkeypatch.delenv("RAGKIT_LLM_URL", raising=False)
+    argv = ["query", "how should I sharpen a kitchen knife", *store_flags, "--mode", "dense", "--json"]
+
+    def scores(*flags: str) -> list[float]:
+        assert main([*argv, *flags]) == 0
+        return [source["score"] for source in json.loads(capsys.readouterr().out)["sources"]]
+
+    everything = scores()
+    threshold = (everything[0] + everything[-1]) / 2
+    strong = scores("--score-threshold", str(threshold))
+    assert 0 < len(strong) < len(everything) and min(strong) >= threshold
+    assert main([*argv[:-1], "--score-threshold", "1.01"]) == 0  # above any cosine
+    assert capsys.readouterr().out.startswith("No section of collection 'corpus' matched the question.")
+
+
 def test_cli_query_json_through_an_http_llm(store_flags, server, capsys, monkeypatch):
     monkeypatch.setenv("RAGKIT_LLM_API_KEY", "from-env")
     argv = ["query", PLANETS, *store_flags, "--llm-url", server.url, "--llm-model", "m", "--json"]

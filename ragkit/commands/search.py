@@ -51,12 +51,6 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     search.add_argument("query", metavar="QUERY")
     store_flags(search)
     _read_flags(search)
-    search.add_argument(
-        "--score-threshold",
-        type=float,
-        metavar="S",
-        help="drop hits scoring below S, in the mode's scale (cosine, BM25, or fused rank score)",
-    )
     search.set_defaults(run=_search)
 
     query = commands.add_parser(
@@ -104,6 +98,12 @@ def _read_flags(parser: argparse.ArgumentParser) -> None:
         choices=FUSIONS,
         default=DEFAULT_FUSION,
         help=f"how hybrid fuses its two lists: reciprocal rank or distribution-based (default {DEFAULT_FUSION})",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        metavar="S",
+        help="drop hits scoring below S, in the mode's scale (cosine, BM25, or fused rank score)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -184,6 +184,7 @@ def _query(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             context_tokens=args.context_tokens,
             filters=filters,
+            score_threshold=args.score_threshold,
             mode=args.mode,
             fusion=args.fusion,
         )
