@@ -341,6 +341,21 @@ def test_html_is_read_in_its_declared_charset(tmp_path: Path) -> None:
     assert all_text(parse(path)) == "Caf\u00e9 \u201cdeluxe\u201d costs 5\u20ac."
 
 
+def test_xhtml_that_opens_with_an_xml_declaration_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "notes.xhtml.html"
+    path.write_bytes(
+        '<?xml version="1.0" encoding="iso-8859-1"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+        "<head><title>Notes</title></head><body><h1>Caf\u00e9</h1><p>Open every day.</p></body></html>".encode(
+            "latin-1"
+        )
+    )
+
+    document = parse(path)
+
+    assert document.title == "Notes"
+    assert kinds(document) == [(HEADING, "Caf\u00e9", 1), (TEXT, "Open every day.", None)]
+
+
 def test_html_that_is_not_in_its_declared_charset_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "lying.html"
     path.write_bytes('<meta charset="utf-8"><p>Caf\u00e9 cr\u00e8me</p>'.encode("latin-1"))

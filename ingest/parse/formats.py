@@ -100,6 +100,7 @@ def _is_yaml_mapping(block: str) -> bool:
     )
 
 
+_XML_DECLARATION = re.compile(r"\A\s*<\?xml\b[^>]*\?>")
 _SKIPPED_BLOCKS = ("details", "summary", "figure", "nav", "form", "main")
 _SKIPPED_BLOCK_TAG = re.compile(r"<(?:details|summary|figure|nav|form|main)\b", re.IGNORECASE)
 
@@ -114,7 +115,12 @@ def read_html(path: Path) -> Partition:
 
 
 def _readable_html(path: Path, text: str) -> str:
-    """HTML that unstructured's partitioner reads whole: none of it too deep, none of it skipped."""
+    """HTML that unstructured's partitioner reads whole: none of it too deep, none of it skipped.
+
+    An XHTML file's XML declaration goes first: the text is decoded already, and lxml refuses a str
+    that declares an encoding, so such a file failed as "cannot parse HTML: ValueError".
+    """
+    text = _XML_DECLARATION.sub("", text, count=1)
     return _with_skipped_blocks_shown(_within_parser_depth(path, text))
 
 
