@@ -496,10 +496,14 @@ def test_an_oversized_upload_is_413_and_leaves_nothing_behind(client: httpx.Clie
     assert not list((root / "work" / "incoming").iterdir())
 
 
-def test_an_unknown_job_is_404_and_another_keys_job_403(client: httpx.Client) -> None:
-    assert client.get("/v1/jobs/0123abcd", headers=ADMIN).status_code == 404
-    job_id = upload(client, "cats.md", CATS.encode()).json()["id"]
-    assert client.get(f"/v1/jobs/{job_id}", headers=OTHER).status_code == 403
+def test_a_job_outside_the_keys_collections_is_404_like_an_unknown_one(client: httpx.Client) -> None:
+    unknown = client.get("/v1/jobs/0123abcd", headers=ADMIN)
+    assert unknown.status_code == 404
+    job_id = upload(client, "cats.md", CATS.encode()).json()["id"]  # into "docs", which OTHER may not use
+    foreign = client.get(f"/v1/jobs/{job_id}", headers=OTHER)
+    assert foreign.status_code == 404
+    assert foreign.json() == {"detail": unknown.json()["detail"].replace("0123abcd", job_id)}
+    assert client.get(f"/v1/jobs/{job_id}", headers=ADMIN).status_code == 200
     finished_job(client, job_id)
 
 

@@ -273,9 +273,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def job(job_id: Annotated[str, PathParam(max_length=64)], grant: Caller) -> dict[str, Any]:
         """An ingestion job's status, and its report once it has run."""
         record = jobs.get(job_id)
-        if record is None:
+        # Another key's job is not found either: a 403 would name a collection this key may not see.
+        if record is None or not grant.allows(record["collection"]):
             raise HTTPException(404, f"no job {job_id!r} (jobs are kept in memory until the server stops)")
-        permitted(grant, record["collection"])
         return record
 
     @app.get("/metrics", tags=["service"], response_class=Response)
