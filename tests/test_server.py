@@ -18,15 +18,17 @@ import numpy as np
 import psutil
 import pytest
 
+import ragkit
 from ragkit.cli import main
 from ragkit.commands.serve import check_exposure
 from ragkit.errors import CollectionNotFoundError, InputError
-from ragkit.server import KeyRing
+from ragkit.server import KeyRing, ServerConfig, create_app
 from ragkit.server.collections import Collections
 from ragkit.server.engine import Engine
 from ragkit.server.metrics import Metrics
 from ragkit.store import CollectionOptions, Point, Store, point_id
-from tests.serving import ADMIN_KEY, OTHER_KEY, ingest_samples, serving_samples
+from tests.serving import ADMIN_KEY, OTHER_KEY, SAMPLES, ingest_samples, running, serving_samples
+from tests.tiny_gte import write_original_checkpoint
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
@@ -700,6 +702,40 @@ def test_every_serve_setting_is_documented_in_the_environment_help() -> None:
         ENVIRONMENT_VARIABLES
     )
     assert json.dumps(ENVIRONMENT_VARIABLES)  # plain strings, printable in --help
+
+
+def test_the_services_model_is_that_of_the_collections_it_creates(
+    tmp_path: Path, tiny_gte_dir: Path, minilm_path: Path
+) -> None:
+    # Collections of two other models (minilm, another tiny gte), served with tiny_gte_dir as the model.
+    ingest_samples(tmp_path / "store", "docs")
+    other = write_original_checkpoint(tmp_path / "other-gte", minilm_path, seed=1)
+    with ragkit.open("notes", store=tmp_path / "store", model=str(other), device="cpu") as kit:
+        assert kit.ingest([SAMPLES], workers=0).ok
+    config = ServerConfig(
+        collection="docs",
+        store=str(tmp_path / "store"),
+        model=str(tiny_gte_dir),
+        device="cpu",
+        keys=KeyRing.load(api_key=ADMIN_KEY),
+        work_dir=tmp_path / "work",
+    )
+    with (
+        running(create_app(config), ready_timeout=60) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        minilm = "sentence-transformers/all-MiniLM-L6-v2"
+        assert client.get("/readyz").json()["model"] == minilm  # the default collection's recorded model
+        for name in ("docs", "notes"):
+            response = search(client, {"query": TOMATOES, "collection": name})
+            assert response.status_code == 200 and response.json()["hits"], response.text
+        job = finished_job(client, upload(client, "cats.md", CATS.encode(), collection="pets").json()["id"])
+        assert job["status"] == "succeeded", job
+        listed = {
+            c["name"]: c["model"] for c in client.get("/v1/collections", headers=ADMIN).json()["collections"]
+        }
+        assert listed == {"docs": minilm, "notes": str(other.resolve()), "pets": str(tiny_gte_dir.resolve())}
+        assert search(client, {"query": "cat sleep", "collection": "pets"}).status_code == 200
 
 
 def test_collections_with_the_same_model_share_one_loaded_encoder(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ragkit.encoder import Encoder, TokenCounter
     from ragkit.retrieval import Hit
     from ragkit.server.engine import Engine
+    from ragkit.store import Store
 
 # Ingestion slices of ~2k tokens on CPU (about one encoder batch there) and ~32k on CUDA (a quarter of
 # one), at ~4 characters per token: a search that arrives during an upload waits for one slice at most.
@@ -31,16 +32,18 @@ class Collections:
     """Kits by collection name, each opened once. Used from the engine thread only, so it needs no lock.
 
     All Kits share the Store opened at start: an embedded store folder can be opened once per process,
-    and a server client is reusable. Collections that record the same model share one loaded copy;
-    a Kit loads its collection's recorded model on first use otherwise.
+    and a server client is reusable. The service's model (`--model`) is that of the collections it
+    creates; an existing collection is read with the model it records, and collections that record the
+    same model share one loaded copy.
     """
 
-    def __init__(self, default: Kit, *, model: str | None, device: str) -> None:
-        self.default = default
+    def __init__(self, store: Store, default: str, *, model: str | None, device: str) -> None:
+        self.store = store
         self._model = model
         self._device = device
         self._kits: dict[str, Kit] = {}  # only collections seen to exist, or that an upload creates
         self._creating: set[str] = set()  # of those, the ones not seen to exist yet
+        self.default = self._add(default, exists=default in store.collections())
 
     @classmethod
     def open(
@@ -54,12 +57,9 @@ class Collections:
         device: str | None,
     ) -> Collections:
         """Open the store now, so a locked folder or an unreachable server fails before the port opens."""
-        default = ragkit.open(collection, store=store, url=url, api_key=api_key, model=model, device=device)
-        return cls(default, model=model, device=device or Settings.from_env().device)
-
-    @property
-    def store(self) -> Any:
-        return self.default.store
+        # ragkit.open finds the store and the default collection from the arguments and the environment.
+        opened = ragkit.open(collection, store=store, url=url, api_key=api_key, device=device)
+        return cls(opened.store, opened.collection, model=model, device=device or Settings.from_env().device)
 
     def get(self, name: str, *, create: bool = False) -> Kit:
         """The Kit of an existing collection; with `create`, also of one that ingestion will create.
@@ -73,20 +73,22 @@ class Collections:
         # Checked before a Kit is made, so that requests naming random collections cannot pile up
         # Kits (and load models) for collections that do not exist; and answered here, because the
         # store's own message lists every collection, which a key limited to some should not see.
-        if name in self.store.collections():
-            self._creating.discard(name)
-        elif create:
-            self._creating.add(name)
-        else:
+        exists = name in self.store.collections()
+        if not (exists or create):
             raise CollectionNotFoundError(f"collection {name!r} not found")
         if kit is None:
-            if name == self.default.collection:
-                kit = self.default
-            else:
-                kit = Kit(
-                    name, self.store, model=self._model, device=self._device, encoder=self._loaded_for(name)
-                )
-            self._kits[name] = kit
+            return self._add(name, exists=exists)
+        if exists:
+            self._creating.discard(name)
+        return kit
+
+    def _add(self, name: str, *, exists: bool) -> Kit:
+        """A new Kit: with the service's model for a collection it creates, the recorded one otherwise."""
+        if not exists:
+            self._creating.add(name)
+        model = None if exists else self._model
+        kit = Kit(name, self.store, model=model, device=self._device, encoder=self._loaded_for(name))
+        self._kits[name] = kit
         return kit
 
     def _loaded_for(self, name: str) -> Encoder | None:
@@ -95,7 +97,7 @@ class Collections:
             recorded = self.store.collection_info(name).model
         except CollectionNotFoundError:
             return None
-        loaded = (kit.loaded_encoder for kit in (self.default, *self._kits.values()))
+        loaded = (kit.loaded_encoder for kit in self._kits.values())
         return next((encoder for encoder in loaded if encoder is not None and encoder.name == recorded), None)
 
     def close(self) -> None:
