@@ -25,7 +25,6 @@ from ingest import changes, points
 from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
 from ingest.prepare import Job, Prepared, report_error
 from ingest.report import IngestReport, Progress, check_writable
-from ragkit.errors import StoreError
 from ragkit.store import CollectionOptions, Store
 
 log = logging.getLogger("ragkit.ingest")
@@ -174,9 +173,7 @@ class _Writer:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise StoreError(
-                f"writing to collection {self._collection!r} failed: {self._error}"
-            ) from self._error
+            raise self._error
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -184,6 +181,5 @@ class _Writer:
                 continue  # drain, so the producer never blocks on a dead writer
             try:
                 self.sections_deleted += points.write(self._store, self._collection, *item)
-            except BaseException as exc:  # reported by the producer thread
+            except BaseException as exc:  # the group is removed (`points.write`); the producer raises it
                 self._error = exc
-                points.remove(self._store, self._collection, *item)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ingest.prepare import Job, Prepared
 from ingest.sections import Section
+from ragkit.errors import StoreError
 from ragkit.store import Point, Store, point_id, section_payload
 
 log = logging.getLogger("ragkit.ingest")
@@ -74,7 +75,17 @@ def write(store: Store, collection: str, documents: list[Written], discarded: Se
     how many points were deleted.
 
     As few requests as the store's size limit allows: one upsert and one delete for the whole group.
+    A write that fails part way removes the group's documents (see `_remove`) and raises a StoreError
+    naming the collection: every document ends complete or absent, on one machine and on Ray alike.
     """
+    try:
+        return _write(store, collection, documents, discarded)
+    except Exception as exc:
+        _remove(store, collection, documents, discarded)
+        raise StoreError(f"writing to collection {collection!r} failed: {exc}") from exc
+
+
+def _write(store: Store, collection: str, documents: list[Written], discarded: Sequence[Job]) -> int:
     new = [point for _, points in documents for point in points]
     store.upsert(collection, new)
     jobs = [prepared.job for prepared, _ in documents] + list(discarded)
@@ -85,7 +96,7 @@ def write(store: Store, collection: str, documents: list[Written], discarded: Se
     return len(stale)
 
 
-def remove(store: Store, collection: str, documents: list[Written], discarded: Sequence[Job] = ()) -> None:
+def _remove(store: Store, collection: str, documents: list[Written], discarded: Sequence[Job]) -> None:
     """Delete the documents of a group whose write failed part way, so none stays half-written.
 
     The process lives on after a refused write (a full disk), unlike after a kill, so it can leave each

@@ -7,7 +7,8 @@
 - Encoding runs in an actor pool: one actor per GPU (`num_gpus=1`), or CPU actors when the cluster has
   none. Each loads the encoder once, from an `EncoderSpec`, and `Encoder.encode` packs token-budget
   batches as on one machine.
-- Writing (`points.write`: upsert, then delete stale points) runs in writer actors. With a Qdrant
+- Writing (`points.write`: upsert, then delete stale points; a write that fails removes its documents
+  and ends the job with the store's error, as on one machine) runs in writer actors. With a Qdrant
   server or cluster URL they write to it straight from the workers. An embedded store folder admits
   one process at a time, so a single writer actor, pinned to this machine, owns it while the job runs:
   the driver closes the folder after planning and reopens it (to prune) once the writer is gone.
@@ -42,7 +43,7 @@ from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
 from ingest.prepare import Job, Prepared, report_error
 from ingest.report import IngestReport, check_writable
 from ragkit.encoder import EncoderSpec, TokenCounter
-from ragkit.errors import InputError, RagkitError, StoreLockedError
+from ragkit.errors import InputError, RagkitError, StoreError, StoreLockedError
 from ragkit.store import CollectionOptions, Store
 from ragkit.store.address import StoreAddress
 
@@ -191,7 +192,8 @@ def _stream(
     workers: int | None,
     parse_timeout: float | None,
 ) -> Iterator[IngestReport]:
-    """The partial reports of the written batches, as Ray Data streams the jobs through the stages."""
+    """The partial reports of the written batches, as Ray Data streams the jobs through the stages; a
+    writer's store error ends the job."""
     jobs = planned.jobs
     dataset = ray.data.from_items(
         [{COLUMN: pickle.dumps(job)} for job in jobs],
@@ -222,7 +224,10 @@ def _stream(
     )
     try:
         for row in dataset.iter_rows():
-            yield pickle.loads(row[COLUMN])
+            part = pickle.loads(row[COLUMN])
+            if isinstance(part, StoreError):  # a writer's error: its documents were removed
+                raise part
+            yield part
     except ray.exceptions.RayError as exc:
         summary = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RagkitError(
@@ -283,7 +288,11 @@ class _EncodeStage:
 
 
 class _WriteStage:
-    """A writer actor: writes documents' points and returns what it did as a partial report."""
+    """A writer actor: writes documents' points and returns what it did as a partial report. A write
+    that fails removes its group of documents, as on one machine (`points.write`), and returns the
+    store's error, with which the driver ends the job: returned, not raised, so that the driver gets
+    our error rather than Ray's account of a failed task, and the job's actors wind down as after a
+    finished job (the driver waits for an embedded folder's writer to hand it back)."""
 
     def __init__(self, address: StoreAddress, collection: str, model: str) -> None:
         self._store = open_when_free(address)
@@ -301,7 +310,10 @@ class _WriteStage:
                 if first.old is not None:
                     discarded.append(first)
         if written or discarded:
-            part.sections_deleted = points.write(self._store, self._collection, written, discarded)
+            try:
+                part.sections_deleted = points.write(self._store, self._collection, written, discarded)
+            except StoreError as exc:
+                return _pack([exc])
         for prepared, document_points in written:
             part.documents_ingested += 1
             part.sections_embedded += len(document_points)

@@ -27,8 +27,9 @@ import pytest
 import ray  # noqa: E402
 
 import ragkit
-from ragkit.store import PAYLOAD_FIELDS, Store
+from ragkit.store import PAYLOAD_FIELDS, Store, edge
 from tests import corpus as retrieval_corpus
+from tests import test_crashes as crashes
 from tests.test_ingest import write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,6 +180,74 @@ def test_killed_encoder_and_writer_actors_mid_job_still_converge(local_ray, tmp_
 
     ingest(tmp_path / "killed", minilm_path, [docs], ray=True)
     assert point_set(tmp_path / "killed") == clean
+
+
+class DiskFiller(threading.Thread):
+    """Fills the store's disk once the writer actor's first write request is under way: it waits for the
+    store to count the request's points (done after its space check, before the points land), stops the
+    actor, leaves only what the store keeps free, and lets the actor go on. The actor's next request is
+    refused for want of space, part way through its group of documents."""
+
+    def __init__(self, store: Path, disk: Path) -> None:
+        super().__init__(daemon=True)
+        self.count_file = store / edge.COLLECTIONS / "docs" / edge.UNINDEXED_FILE
+        self.store, self.disk = store, disk
+        self.filler = disk / "filler"
+        self.filled = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        before = self.count_file.read_text()
+        while not (writers := stage_processes("_WriteStage")) and not self.done.is_set():
+            time.sleep(0.05)
+        while not self.done.is_set():
+            with contextlib.suppress(FileNotFoundError):  # replaced as it is read
+                if self.count_file.read_text() != before:
+                    break
+            time.sleep(0.001)
+        else:
+            return
+        writers[0].suspend()
+        try:
+            crashes.fill(self.disk, edge.space_needed(self.store))
+        finally:
+            writers[0].resume()
+        self.filled.set()
+
+
+def test_a_full_disk_stops_a_ray_job_with_no_half_written_document(local_ray, tmp_path, tiny_gte_dir):
+    corpus = tmp_path / "corpus"
+    crashes.write_corpus(corpus / "a", documents=5, parts=10)
+    # 1,200 sections: one group of documents for the writer actor, upserted in five requests.
+    crashes.write_corpus(corpus / "b", documents=2, parts=600)
+    crashes.ingest(tmp_path / "clean", corpus, tiny_gte_dir)
+    clean = crashes.points(tmp_path / "clean")
+
+    with crashes.tmpfs(tmp_path / "disk", size_mb=640) as disk:
+        store = disk / "store"
+        assert crashes.ingest(store, corpus / "a", tiny_gte_dir).ok
+        filler = DiskFiller(store, disk)
+        filler.start()
+        kit = ragkit.open("docs", store=store, model=str(tiny_gte_dir), device="cpu")
+        try:
+            with kit, pytest.raises(ragkit.StoreError) as stopped:  # the error of one machine's job
+                kit.ingest([corpus], ray=True, max_tokens=crashes.MAX_TOKENS)
+        finally:
+            filler.done.set()
+            filler.join()
+        assert filler.filled.is_set(), "the disk should fill while the writer writes"
+        assert str(stopped.value).startswith("writing to collection 'docs' failed: cannot write ")
+        assert f"the local store {store}: no space left on device" in str(stopped.value)
+
+        found = crashes.documents(store)  # the store opens
+        assert len(found) == 5, "a's documents stay, b's half-written group is removed"
+        for doc_id, (count, hashes, section_count) in found.items():
+            assert count == section_count and len(hashes) == 1, f"{doc_id} is half-written"
+
+        filler.filler.unlink()
+        report = crashes.ingest(store, corpus, tiny_gte_dir)
+        assert report.ok and report.documents_unchanged == 5 and report.documents_ingested == 2
+        assert crashes.points(store) == clean
 
 
 def _free_port() -> int:
