@@ -137,6 +137,7 @@ def _embed_and_write(
     for prepared, document_points in written:
         result.documents_ingested += 1
         result.sections_embedded += len(document_points)
+        result.breadcrumbs_shortened += sum(s.breadcrumb_shortened for s in prepared.sections)
         bar.advance(
             documents=1, sections=len(document_points), tokens=sum(s.tokens for s in prepared.sections)
         )

@@ -318,6 +318,7 @@ class _WriteStage:
             part.documents_ingested += 1
             part.sections_embedded += len(document_points)
             part.tokens_embedded += sum(section.tokens for section in prepared.sections)
+            part.breadcrumbs_shortened += sum(section.breadcrumb_shortened for section in prepared.sections)
         return _pack([part])
 
 

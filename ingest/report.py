@@ -30,6 +30,8 @@ class IngestReport:
     sections_embedded: int = 0
     sections_deleted: int = 0
     tokens_embedded: int = 0
+    # Sections whose breadcrumb was cut to half the token limit (the section text keeps every heading).
+    breadcrumbs_shortened: int = 0
     # Building the vector index after the last write (beside the live shard: searches go on).
     index_seconds: float = 0.0
     seconds: float = 0.0
@@ -48,7 +50,13 @@ class IngestReport:
 
     def add(self, part: IngestReport) -> None:
         """Fold in the counts of a part of the same job (what one Ray writer batch did)."""
-        for name in ("documents_ingested", "sections_embedded", "sections_deleted", "tokens_embedded"):
+        for name in (
+            "documents_ingested",
+            "sections_embedded",
+            "sections_deleted",
+            "tokens_embedded",
+            "breadcrumbs_shortened",
+        ):
             setattr(self, name, getattr(self, name) + getattr(part, name))
         self.documents_failed.extend(part.documents_failed)
         self.documents_skipped.extend(part.documents_skipped)
@@ -79,6 +87,7 @@ class IngestReport:
             f"{self.documents_deleted} pruned; {self.sections_embedded} sections embedded "
             f"({self.tokens_embedded:,} tokens), {self.sections_deleted} deleted, in {self.seconds:.1f}s "
             f"(index build {self.index_seconds:.1f}s)"
+            + (f"; {self.breadcrumbs_shortened} breadcrumbs shortened" if self.breadcrumbs_shortened else "")
         )
 
 

@@ -235,6 +235,20 @@ def test_hidden_files_are_left_out_of_folders_but_not_when_named(tmp_path):
         assert kit.search("workshop on Friday", top_k=1)[0].metadata["source"] == str(notes)
 
 
+def test_a_job_counts_the_breadcrumbs_it_shortened(tmp_path):
+    """A heading longer than half of MiniLM's 256 tokens: its section is ingested, and the report says
+    how many sections carry a shortened breadcrumb."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    heading = " ".join(f"word{i}" for i in range(150))
+    (corpus / "manual.md").write_text(f"# Install\n\nRun the installer.\n\n## {heading}\n\nThen reboot.\n")
+    report = ingest(tmp_path / "store", corpus)
+    assert report.ok and report.documents_ingested == 1
+    assert report.breadcrumbs_shortened >= 1
+    assert f"{report.breadcrumbs_shortened} breadcrumbs shortened" in report.summary()
+    assert ingest(tmp_path / "store2", write_corpus(tmp_path / "plain")).breadcrumbs_shortened == 0
+
+
 def test_long_file_is_split_under_the_token_limit_without_losing_text(tmp_path):
     paragraphs = [
         f"Paragraph {i} talks about topic number {i} at some length, word after word." for i in range(120)
