@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import ragkit
+from ingest import discover
 from ingest.worker import start_parsing_process
 from ragkit.cli import main as cli
 from ragkit.store import Store
@@ -79,6 +80,16 @@ def test_rerun_over_unchanged_files_embeds_nothing(tmp_path):
     assert again.documents_unchanged == first.documents_ingested == 3
     assert again.sections_embedded == 0 and again.tokens_embedded == 0
     assert points(tmp_path / "store", "docs") == before
+
+
+def test_a_new_pipeline_version_re_ingests_unchanged_files(tmp_path, monkeypatch):
+    """Parsing that changes what a file turns into bumps PIPELINE_VERSION, so a collection built by the
+    old parser is rebuilt rather than left different from a clean run."""
+    corpus = write_corpus(tmp_path / "corpus")
+    ingest(tmp_path / "store", corpus)
+    monkeypatch.setattr(discover, "PIPELINE_VERSION", discover.PIPELINE_VERSION + 1)
+    again = ingest(tmp_path / "store", corpus)
+    assert again.documents_ingested == 3 and again.documents_unchanged == 0
 
 
 def test_changed_file_is_replaced_and_deleted_file_pruned(tmp_path):
