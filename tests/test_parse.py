@@ -174,7 +174,18 @@ def test_text_in_other_encodings_is_decoded_not_rejected(tmp_path: Path, encodin
 
 
 def test_empty_and_blank_files_have_no_extractable_text(tmp_path: Path) -> None:
-    for name, content in [("empty.txt", ""), ("blank.md", "  \n\n\t\n"), ("empty.html", "")]:
+    markup_without_elements = [
+        ("comment.html", "<!-- drafted later -->"),
+        ("doctype.html", "<!DOCTYPE html>"),
+        ("instruction.html", "<?php echo $x ?>"),
+        ("comment.md", "<!-- drafted later -->\n"),
+    ]
+    for name, content in [
+        ("empty.txt", ""),
+        ("blank.md", "  \n\n\t\n"),
+        ("empty.html", ""),
+        *markup_without_elements,
+    ]:
         path = tmp_path / name
         path.write_text(content)
         with pytest.raises(ParseError, match=rf"{name}: no extractable text"):
@@ -264,6 +275,16 @@ def test_markdown_front_matter_with_lists_and_nested_keys_is_one_text_block(tmp_
         (HEADING, "Weights", 1),
         (TEXT, "Start from equal weights.", None),
     ]
+
+
+def test_markdown_front_matter_with_windows_line_endings_gives_the_title(tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_bytes(b"---\r\ntitle: Release notes\r\n---\r\n\r\n# Fixes\r\n\r\nA crash on start.\r\n")
+
+    document = parse(path)
+
+    assert document.title == "Release notes"
+    assert [text for _, text, _ in kinds(document)] == ["title: Release notes", "Fixes", "A crash on start."]
 
 
 def test_html_title_headings_and_table_rows(tmp_path: Path) -> None:

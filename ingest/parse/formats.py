@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import lxml.html
@@ -50,8 +51,8 @@ def read_text(path: Path) -> Partition:
     return Partition(partition_text(text=decode(path, path.read_bytes()), languages=NO_LANGUAGE_DETECTION))
 
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t\r]*$", re.MULTILINE)
 # A line of a YAML mapping: `key:` at the margin, or what a value continues with (an indented line,
 # a list item, a comment). Checked by line, not parsed: PyYAML is no runtime dependency of ragkit.
 _YAML_KEY = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)")
@@ -87,7 +88,7 @@ def read_markdown(path: Path) -> Partition:
         logger.warning("%s: Markdown nested too deep to convert; read as plain text", path)
         return Partition([*elements, *partition_text(text=text, languages=NO_LANGUAGE_DETECTION)], title)
     html = _readable_html(path, html)
-    elements += partition_html(text=html, languages=NO_LANGUAGE_DETECTION, metadata_file_type=FileType.MD)
+    elements += _partition_html(html, metadata_file_type=FileType.MD)
     return Partition(elements, title)
 
 
@@ -111,7 +112,16 @@ def read_html(path: Path) -> Partition:
     if not text.strip():
         return Partition([])
     text = _readable_html(path, text)
-    return Partition(partition_html(text=text, languages=NO_LANGUAGE_DETECTION), _html_title(text))
+    return Partition(_partition_html(text), _html_title(text))
+
+
+def _partition_html(text: str, **options: Any) -> list[UElement]:
+    """unstructured's partition_html, where HTML that holds no element at all (only a comment, a
+    doctype or a processing instruction) is a document without text rather than a crash inside it
+    ("cannot parse HTML: AttributeError: 'NoneType' object has no attribute 'xpath'")."""
+    if etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True)) is None:
+        return []
+    return partition_html(text=text, languages=NO_LANGUAGE_DETECTION, **options)
 
 
 def _readable_html(path: Path, text: str) -> str:
