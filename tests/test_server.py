@@ -749,3 +749,17 @@ def test_collections_with_the_same_model_share_one_loaded_encoder(tmp_path: Path
         assert collections.get("second").encoder is loaded
     finally:
         collections.close()
+
+
+def test_a_collection_an_upload_creates_shares_the_loaded_copy_of_the_services_model(tmp_path: Path) -> None:
+    """Named by its alias, as the service's --model usually is: the copy the default collection loaded
+    serves the new collection too, instead of a second copy in memory."""
+    ingest_samples(tmp_path / "store", "docs")
+    collections = Collections.open(
+        "docs", store=str(tmp_path / "store"), url=None, api_key=None, model="minilm", device="cpu"
+    )
+    try:
+        loaded = collections.default.encoder
+        assert collections.get("pets", create=True).encoder is loaded
+    finally:
+        collections.close()

@@ -14,7 +14,8 @@ import ragkit
 from ragkit.config import Settings
 from ragkit.encoder import EncodeStats
 from ragkit.encoder.batching import consecutive_groups
-from ragkit.errors import CollectionNotFoundError
+from ragkit.encoder.resolve import resolve_model
+from ragkit.errors import CollectionNotFoundError, ModelLoadError
 from ragkit.kit import Kit
 
 if TYPE_CHECKING:
@@ -92,13 +93,22 @@ class Collections:
         return kit
 
     def _loaded_for(self, name: str) -> Encoder | None:
-        """A model already loaded for another collection that `name` records too: one copy per model."""
+        """A model already loaded for another collection that `name` is read with too: one copy per model
+        (a new collection's is the service's model, which the default collection may hold already)."""
         try:
-            recorded = self.store.collection_info(name).model
+            wanted = self.store.collection_info(name).model
         except CollectionNotFoundError:
-            return None
+            wanted = self._new_collections_model()
         loaded = (kit.loaded_encoder for kit in self._kits.values())
-        return next((encoder for encoder in loaded if encoder is not None and encoder.name == recorded), None)
+        return next((encoder for encoder in loaded if encoder is not None and encoder.name == wanted), None)
+
+    def _new_collections_model(self) -> str | None:
+        """The name a collection created here records: the service's model, resolved as Encoder resolves
+        it (an alias such as `minilm` records the hub id)."""
+        try:
+            return resolve_model(self._model or Settings.from_env().model).name
+        except ModelLoadError:
+            return None  # the new Kit's own load names the problem
 
     def close(self) -> None:
         self.store.close()
