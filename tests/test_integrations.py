@@ -66,6 +66,50 @@ def test_langchain_retriever_passes_filters(kit, sources):
     assert [d.metadata["source"] for d in documents] == [sources["volcanoes.txt"]]
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"top_k": 10},
+            r"unknown option 'top_k' \(did you mean k\?\); it accepts .*k, filters, score_threshold",
+        ),
+        ({"search_kwargs": {"k": 10}}, "unknown option 'search_kwargs' .*not inside search_kwargs"),
+        ({"filter": {"source": "a.pdf"}}, r"unknown option 'filter' \(did you mean filters\?\)"),
+    ],
+)
+def test_langchain_retriever_refuses_options_it_does_not_know(kit, options, message):
+    # Ignored, a misspelled filter would search every tenant's sections.
+    with pytest.raises(InputError, match=message):
+        kit.as_langchain_retriever(**options)
+
+
+def test_langchain_retriever_takes_search_options_per_call(kit, sources):
+    retriever = kit.as_langchain_retriever(k=5)
+    assert len(retriever.invoke(QUESTION, k=2)) == 2
+    assert len(asyncio.run(retriever.ainvoke(QUESTION, k=1))) == 1
+    only = {"source": sources["volcanoes.txt"]}
+    assert {d.metadata["source"] for d in retriever.invoke(QUESTION, filters=only)} == {only["source"]}
+    assert len(retriever.invoke(QUESTION)) == 5  # a call's options are that call's only
+
+
+def test_langchain_retriever_call_filters_narrow_and_never_widen(kit, sources):
+    tenant = kit.as_langchain_retriever(k=10, filters={"source": sources["volcanoes.txt"]})
+    with pytest.raises(InputError, match=r"invoke filters \['source'\], which the retriever already filters"):
+        tenant.invoke(QUESTION, filters={"source": sources["astronomy.md"]})
+    narrowed = tenant.invoke(QUESTION, filters={"section_index": 0})
+    assert {(d.metadata["source"], d.metadata["section_index"]) for d in narrowed} == {
+        (sources["volcanoes.txt"], 0)
+    }
+
+
+def test_langchain_retriever_refuses_call_options_it_does_not_know(kit):
+    retriever = kit.as_langchain_retriever()
+    with pytest.raises(InputError, match=r"invoke got unknown option 'top_k' \(did you mean k\?\)"):
+        retriever.invoke(QUESTION, top_k=2)
+    with pytest.raises(InputError, match="unknown option 'filter'"):
+        asyncio.run(retriever.ainvoke(QUESTION, filter={"source": "a.pdf"}))
+
+
 def test_langchain_rag_chain_puts_the_best_section_in_the_prompt(kit):
     retriever = kit.as_langchain_retriever(k=2)
     prompt = ChatPromptTemplate.from_template("Context:\n{context}\n\nQuestion: {question}")
@@ -121,6 +165,16 @@ def test_llamaindex_retriever_passes_filters(kit, sources):
     assert {n.node.metadata["source"] for n in retriever.retrieve(OTHER_QUESTION)} == {
         sources["astronomy.md"]
     }
+
+
+def test_llamaindex_retriever_and_query_engine_refuse_options_they_do_not_know(kit):
+    with pytest.raises(InputError, match=r"unknown option 'top_k' \(did you mean similarity_top_k\?\)"):
+        kit.as_llamaindex_retriever(top_k=10)
+    # RetrieverQueryEngine.from_args would drop it without a word.
+    with pytest.raises(
+        InputError, match=r"as_llamaindex_query_engine got unknown option 'k' .*response_mode"
+    ):
+        kit.as_llamaindex_query_engine(llm=MockLLM(), k=10)
 
 
 def test_llamaindex_nodes_show_the_llm_where_not_bookkeeping(kit):

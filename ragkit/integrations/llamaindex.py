@@ -1,12 +1,14 @@
 """LlamaIndex adapters: a retriever, an embedding model and a query engine over a ragkit collection.
 
 Only translations: `Hit` -> `NodeWithScore(TextNode)` with the point id as node id, and `Encoder` ->
-`BaseEmbedding`. Search, filters and the model check stay in ragkit.
+`BaseEmbedding`. Search, filters and the model check stay in ragkit. An option neither ragkit nor
+LlamaIndex knows is an error: `RetrieverQueryEngine.from_args` would silently drop it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -18,11 +20,29 @@ from pydantic import PrivateAttr
 
 from ragkit.encoder import Encoder
 from ragkit.errors import InputError
+from ragkit.integrations.options import refuse_unknown
 from ragkit.kit import Kit
 from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit
 
 # Stored for ingestion's change detection, not for reading: kept in the metadata, out of prompts.
 BOOKKEEPING_KEYS = ["doc_id", "doc_hash", "tokens", "section_index", "section_count"]
+# The retriever's search options, and what each is to `kit.search`.
+SEARCH_OPTIONS = {
+    "similarity_top_k": "top_k",
+    "filters": "filters",
+    "score_threshold": "score_threshold",
+    "mode": "mode",
+    "fusion": "fusion",
+}
+
+
+def _named_parameters(function: Any, *, leaving: tuple[str, ...] = ()) -> dict[str, str]:
+    """The keyword parameters a LlamaIndex function names, so ours track its version's."""
+    return {
+        name: name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.kind is not inspect.Parameter.VAR_KEYWORD and name not in ("self", "cls", *leaving)
+    }
 
 
 class LlamaIndexRetriever(BaseRetriever):
@@ -41,6 +61,9 @@ class LlamaIndexRetriever(BaseRetriever):
         fusion: str = DEFAULT_FUSION,
         **kwargs: Any,
     ) -> None:
+        # LlamaIndex's TypeError would name its BaseRetriever and not say what is accepted.
+        base = _named_parameters(BaseRetriever.__init__)
+        refuse_unknown("as_llamaindex_retriever", kwargs, {**SEARCH_OPTIONS, **base})
         super().__init__(**kwargs)
         self.kit = kit
         self.similarity_top_k = similarity_top_k
@@ -103,11 +126,9 @@ def query_engine(kit: Kit, llm: LLM, **options: Any) -> RetrieverQueryEngine:
     if llm is None:
         # LlamaIndex would fall back to its global default, an OpenAI model reached over the network.
         raise InputError("as_llamaindex_query_engine needs an llm: pass any LlamaIndex LLM")
-    retriever_options = {
-        key: options.pop(key)
-        for key in ("similarity_top_k", "filters", "score_threshold", "mode", "fusion")
-        if key in options
-    }
+    engine_options = _named_parameters(RetrieverQueryEngine.from_args, leaving=("retriever", "llm"))
+    refuse_unknown("as_llamaindex_query_engine", options, {**SEARCH_OPTIONS, **engine_options})
+    retriever_options = {key: options.pop(key) for key in SEARCH_OPTIONS if key in options}
     return RetrieverQueryEngine.from_args(LlamaIndexRetriever(kit, **retriever_options), llm=llm, **options)
 
 
