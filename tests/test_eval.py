@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import ragkit
 from ragkit.cli import main
 from ragkit.evaluation import DatasetError, load_beir, score
 from ragkit.evaluation.chunks import chunk_text
@@ -252,6 +253,46 @@ def test_text_output_reports_timings_and_metrics(
     assert [name for name, _ in metric_lines] == ["nDCG@10", "Recall@10", "Recall@100", "MRR@10"]
     assert all(0 <= float(value) <= 1 for _, value in metric_lines)
     assert "note: --top-k 10 < 100: Recall@100 counts only the top 10" in out
+
+
+def test_eval_refuses_a_collection_of_ingested_documents_and_leaves_it_whole(
+    easy_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Eval deletes the points no unit of its dataset has; among ingested documents that is all of them."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for topic in ("tomatoes", "roses", "leeks"):
+        (docs / f"{topic}.md").write_text(f"# {topic}\n\nGrowing {topic} in a small garden.\n")
+    store = tmp_path / "store"
+    with ragkit.open("documents", store=store, model="minilm", device="cpu") as kit:
+        kit.ingest([docs], workers=0)
+
+    argv = ["eval", str(easy_dataset), "--model", "minilm", "--store", str(store)]
+    assert main([*argv, "--collection", "documents"]) == 2
+    err = capsys.readouterr().err
+    assert "collection 'documents'" in err and "holds 3 points that ragkit eval did not write" in err
+    assert "pass --collection a new name" in err
+    with ragkit.open("documents", store=store) as kit:
+        assert kit.info().points == 3
+
+
+def test_an_eval_collection_follows_its_dataset_and_drops_its_own_stale_points(
+    easy_dataset: Path, tmp_path: Path
+) -> None:
+    """The refusal above leaves eval free to converge a collection it wrote itself, named or not."""
+    store = tmp_path / "store"
+    named = ["--model", "minilm", "--store", str(store), "--collection", "mine"]
+    first = _cli_json(["eval", str(easy_dataset), *named])
+    smaller = write_beir(
+        tmp_path / "smaller",
+        [{"_id": "bees", "title": TOPICS["bees"][0], "text": document_text(TOPICS["bees"][1])}],
+        [{"_id": "q-queen", "text": QUERIES["q-queen"][0]}],
+        [("q-queen", "bees", 2)],
+    )
+    again = _cli_json(["eval", str(smaller), *named])
+    assert again["units_embedded"] == 0 and again["units_reused"] == again["units"] < first["units"]
+    removed = first["units"] - again["units"]
+    assert f"removed {removed} points of collection 'mine' that no current unit has" in again["notes"]
 
 
 # -- metrics against the formulas ---------------------------------------------------------------------

@@ -47,7 +47,8 @@ DATASET is a folder in the BEIR layout: corpus.jsonl ({"_id", "title", "text"} p
 queries.jsonl ({"_id", "text"}) and qrels/test.tsv (header query-id, corpus-id, score). Markdown
 headings in a document's text become its sections' headings. Documents are indexed in a temporary
 embedded store, deleted afterwards, unless --store DIR or --url names one to keep (and reuse); the
-collection is named after the dataset, strategy and model unless --collection names it.
+collection is named after the dataset, strategy and model unless --collection names it: a new one, or
+one eval wrote, since eval replaces what its collection holds and so refuses one of ingested documents.
 
 `loco` runs the LoCo tasks of the gte-large-en-v1.5 model card (QMSum, SummScreenFD, GovReport,
 Qasper title, Qasper abstract) with the card's settings (fp16 on GPU, max length 8192, NTK factor 2)
