@@ -90,7 +90,8 @@ def test_idf_follows_the_collection_as_documents_arrive(store: Store):
 
 def test_hybrid_is_reciprocal_rank_fusion_of_both_lists_computed_by_the_engine(store: Store):
     query = np.random.default_rng(7).normal(size=8)
-    text = "vacuum standby tomato"
+    # No two sections tie on BM25 here: the engine ranks tied ones inside its lists in an order of its own.
+    text = "tomato pruning suckers summer dead tuples replication"
     candidates = 40
     dense = store.search("docs", query, mode="dense", top_k=candidates)
     sparse = store.search("docs", None, mode="sparse", text=text, top_k=candidates)
@@ -102,6 +103,34 @@ def test_hybrid_is_reciprocal_rank_fusion_of_both_lists_computed_by_the_engine(s
     assert {h.id: h.score for h in hybrid} == pytest.approx(expected, rel=1e-5)
     assert [h.score for h in hybrid] == pytest.approx(sorted(expected.values(), reverse=True), rel=1e-5)
     assert hybrid[0].score <= 2 / RRF_K
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_equal_scores_are_ordered_by_point_id_so_a_search_always_gives_the_same_hits(
+    engine: str, tmp_path: Path
+):
+    """Dense ranks 0..11 and BM25 ranks 11..0: under RRF, points i and 11 - i tie exactly, at every cut."""
+    n = 12
+    angles = np.linspace(0.1, 1.2, n)
+    rows = []
+    for i, angle in enumerate(angles):
+        vector = np.zeros(8, dtype=np.float32)
+        vector[:2] = np.cos(angle), np.sin(angle)  # cosine to the query falls with i
+        text = " ".join(["vacuum"] * (i + 1) + ["tuple"] * (n - i))  # one length; BM25 rises with i
+        rows.append(Point(point_id("d", i, text), vector, {"text": text, "doc_id": "d", "source": "s"}))
+    query = np.eye(8, dtype=np.float32)[0]
+    with ENGINES[engine](tmp_path / "db") as store:
+        store.ensure_collection("ties", dim=8, model="m")
+        store.upsert("ties", rows)
+        everything = store.search("ties", query, mode="hybrid", text="vacuum", top_k=n)
+        assert len({hit.score for hit in everything}) == n // 2  # the pairs do tie
+        assert everything == sorted(everything, key=lambda hit: (-hit.score, hit.id))
+        for top_k in range(1, n + 1):
+            for _ in range(3):
+                assert (
+                    store.search("ties", query, mode="hybrid", text="vacuum", top_k=top_k)
+                    == everything[:top_k]
+                )
 
 
 def test_hybrid_applies_the_filters_to_both_candidate_lists(store: Store):

@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +54,9 @@ DEFAULT_BATCH_POINTS = 256
 _BYTES_PER_FLOAT = 24
 _BYTES_PER_TERM = 36
 _DELETE_CHUNK = 4096
+# A search fetches past top_k while a tie crosses the cut, up to this many hits (a query that ties
+# everything, such as BM25 of a word in every section, would otherwise fetch the whole collection).
+TIE_FETCH_LIMIT = 1024
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 T = TypeVar("T")
@@ -351,7 +355,8 @@ class Store:
         collection as it is now); `"hybrid"` asks the engine for both candidate lists, filtered alike, and
         fuses them there by rank (RRF, or `fusion="dbsf"`). `score_threshold` applies to the score of the
         mode: a cosine, a BM25 score, or a fused score (RRF: the sum of 1/(10 + rank) over both lists, ranks
-        from 0, so at most 0.2). `exact` skips the vector index (for measuring its recall).
+        from 0, so at most 0.2). `exact` skips the vector index (for measuring its recall). Equal scores
+        are ordered by point id, so the same search always gives the same hits.
         """
         _check_name(name)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -380,7 +385,25 @@ class Store:
             exact=exact,
             quantized=schema.quantize is not None,
         )
-        return self._call(f"search {name!r}", partial(self._engine.query, name, request), collection=name)
+        return self._ranked(name, request)
+
+    def _ranked(self, name: str, request: Query) -> list[Hit]:
+        """The engine's best `request.limit` hits, ties ordered by point id.
+
+        Engines order equal scores arbitrarily, and ties are common in hybrid mode: an RRF score is a sum
+        of two rank terms, so points at ranks (1, 2) and (2, 1) tie. Qdrant Edge returned such ties in
+        either order from one call to the next, and so different hits at the cut. One hit past the cut
+        shows whether a tie crosses it; while one does, twice as many are fetched (up to
+        TIE_FETCH_LIMIT), so that every point tied at the cut is there to be ordered by id.
+        """
+        top_k = request.limit
+        limit = top_k + 1
+        while True:
+            query = partial(self._engine.query, name, replace(request, limit=limit))
+            hits = self._call(f"search {name!r}", query, collection=name)
+            if len(hits) < limit or hits[-1].score < hits[top_k - 1].score or limit >= TIE_FETCH_LIMIT:
+                return sorted(hits, key=lambda hit: (-hit.score, hit.id))[:top_k]
+            limit = min(2 * limit, TIE_FETCH_LIMIT)
 
     def unindexed(self, name: str) -> int:
         """Points written since the collection's last index build, which searches scan exactly until the
