@@ -21,6 +21,7 @@ from ragkit.evaluation.dataset import Document
 from ragkit.evaluation.loco import CARD_AVERAGE, TASKS, _offline, _tasks_from_rows, select_tasks
 from ragkit.evaluation.markdown import parsed_document
 from ragkit.evaluation.ranking import best_per_document, rank_documents
+from ragkit.evaluation.units import document_units
 from ragkit.retrieval import Hit, Retriever
 from ragkit.store import Hit as StoredHit
 
@@ -376,6 +377,23 @@ def test_markdown_headings_become_section_headings_but_not_inside_code() -> None
         ("code", "```sh\n# a comment\nrun\n```", None),
         ("text", "After.", None),
     ]
+
+
+@pytest.mark.parametrize("body", ["", "  \n\n "])
+def test_a_document_of_a_title_alone_is_its_title_for_both_strategies(minilm_path: Path, body: str) -> None:
+    """Dropping it from sections but embedding it as a chunk would score the strategies on two corpora."""
+    from ragkit.encoder.checkpoint import load_tokenizer
+    from ragkit.encoder.tokens import TokenCounter
+
+    count = TokenCounter(load_tokenizer(minilm_path))
+    doc = Document("x", " Pruning tomato  plants ", body)
+    for strategy in ("section", "chunk"):
+        units = document_units(doc, strategy, count, 256)
+        # The encoder and BM25 read words: the title once, as a chunk of the bare title would give it.
+        assert [(u.text, u.embed_text.split(), u.title) for u in units] == [
+            ("Pruning tomato plants", ["Pruning", "tomato", "plants"], "Pruning tomato plants")
+        ], strategy
+    assert document_units(Document("y", " ", body), "section", count, 256) == []
 
 
 def test_chunks_are_word_aligned_windows_within_the_limit(minilm_path: Path) -> None:

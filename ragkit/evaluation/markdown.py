@@ -28,12 +28,18 @@ def parsed_document(document: Document) -> ParsedDocument:
 
     The path is left empty on purpose: the sectioner falls back to the file name for untitled
     documents, and a dataset id such as `qmsum_Passage_12` is no content worth embedding.
-    """
-    from ingest.document import ParsedDocument  # ragkit imports ingest only where used (DESIGN.md)
 
-    return ParsedDocument(
-        path=Path(), title=" ".join(document.title.split()), elements=list(_elements(document.text))
-    )
+    A document with a title and no body (BEIR corpora hold such entries) is its title: the sectioner
+    makes no section of a title alone, while the chunk strategy embeds it, so the title becomes the
+    only paragraph, under no title of its own: embedded once, the same words as its one chunk.
+    """
+    from ingest.document import TEXT, Element, ParsedDocument  # ragkit imports ingest only where used
+
+    title = " ".join(document.title.split())
+    elements = list(_elements(document.text))
+    if not elements and title:
+        return ParsedDocument(path=Path(), title="", elements=[Element(TEXT, title)])
+    return ParsedDocument(path=Path(), title=title, elements=elements)
 
 
 def _elements(text: str) -> Iterator[Element]:
