@@ -169,6 +169,11 @@ class QueryEngine:
 
         The section that does not fit whole is trimmed to its most relevant sentences and ends the
         context: skipping ahead to smaller, less relevant sections would reorder the evidence.
+
+        When not even the best section fits, trimmed, this is an InputError naming the budget and what the
+        section needs, not an empty context: the search did find it, so "nothing matched" would be
+        false, and an answer over less than the best evidence (or past the budget the caller set to fit
+        their model) would be worse than asking for a larger `context_tokens`.
         """
         sources: list[Source] = []
         seen: set[str] = set()
@@ -188,8 +193,18 @@ class QueryEngine:
             trimmed = self._trim(question, hit.text, room) if room > 0 else None
             if trimmed is not None:
                 sources.append(_replace_text(source, trimmed))
+            elif not sources:
+                raise self._too_small(source, cost)
             break
         return sources
+
+    def _too_small(self, best: Source, cost: int) -> InputError:
+        header = self._tokens(best.header + "\n")
+        return InputError(
+            f"context_tokens={self.context_tokens} cannot hold the best section found, {best.header}: "
+            f"its header takes {header} tokens and no sentence of it fits beside it (the whole section "
+            f"takes {cost}); raise context_tokens (ragkit query --context-tokens)"
+        )
 
     def prompt(self, question: str, sources: list[Source]) -> str:
         """The grounded-answer prompt sent to the LLM."""

@@ -15,6 +15,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from llama_index.core.llms import MockLLM
 
+import ragkit
 from ragkit.cli import main
 from ragkit.errors import InputError
 from ragkit.llm import LLMError, OpenAICompatibleLLM
@@ -172,6 +173,30 @@ def test_a_llamaindex_llm_answers(kit):
     assert asyncio.run(engine.aquery(PLANETS)).answer == answer
 
 
+def test_a_budget_too_small_for_the_best_section_says_so_instead_of_nothing_matched(tmp_path):
+    # A deep path makes the citation header alone longer than the smallest accepted budget.
+    folder = tmp_path / "docs" / "engineering-handbook" / "operations-and-site-reliability" / "runbooks"
+    folder.mkdir(parents=True)
+    (folder / "api-credential-rotation-procedure.md").write_text(
+        "# Administration Guide for the Customer Identity Platform\n\n## Rotating the API Key\n\n"
+        "Rotate the API key every ninety days from the admin console. Revoke the old key after rotation.\n"
+    )
+    question = "how do I rotate the API key?"
+    llm = ScriptedLLM("API key")
+    with ragkit.open("keys", store=tmp_path / "store", model="minilm") as kit:
+        kit.ingest([tmp_path / "docs"], workers=0)
+        assert kit.search(question)
+        with pytest.raises(InputError) as raised:
+            kit.query_engine(llm, context_tokens=64).query(question)
+        best = kit.query_engine(context_tokens=3000).query(question).sources[0]
+        header = tokens(kit, best.header + "\n")
+    message = str(raised.value)
+    assert header > 64
+    assert message.startswith(f"context_tokens=64 cannot hold the best section found, {best.header}:")
+    assert f"its header takes {header} tokens" in message and "raise context_tokens" in message
+    assert "matched" not in message and llm.prompts == []
+
+
 @pytest.mark.parametrize("context_tokens", [0, 10, 2.5, True])
 def test_a_useless_context_budget_is_refused(kit, context_tokens):
     with pytest.raises(InputError, match="context_tokens"):
@@ -315,6 +340,14 @@ def test_cli_query_answers_extractively_with_sources(store_flags, capsys, monkey
     assert listed[0].startswith("[1] ") and "Knife care" in listed[0] and "score" in listed[0]
     assert [line.split()[0] for line in listed] == [f"[{n}]" for n in range(1, len(listed) + 1)]
     assert timings.startswith("retrieve ") and "total" in timings
+
+
+def test_cli_query_says_which_source_was_trimmed(store_flags, capsys, monkeypatch):
+    monkeypatch.delenv("RAGKIT_LLM_URL", raising=False)
+    question = "Which volcanic rock is so light that it floats on water?"
+    assert main(["query", question, *store_flags, "--top-k", "1", "--context-tokens", "90"]) == 0
+    listed = capsys.readouterr().out.split("\n\nSources:\n")[1].splitlines()[0]
+    assert listed.startswith("[1] ") and listed.endswith("(trimmed to fit the context)")
 
 
 def test_cli_query_keeps_only_sources_at_or_above_the_score_threshold(store_flags, capsys, monkeypatch):

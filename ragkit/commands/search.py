@@ -224,7 +224,11 @@ def render_response(response: QueryResponse) -> str:
     lines = [response.answer, ""]
     if response.sources:
         lines.append("Sources:")
-        lines += [f"{source.header}  score {source.score:.3f}" for source in response.sources]
+        lines += [
+            f"{source.header}  score {source.score:.3f}"
+            + ("  (trimmed to fit the context)" if source.trimmed else "")
+            for source in response.sources
+        ]
         lines.append("")
     lines.append(", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in response.timings.items()))
     return "\n".join(lines)
