@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import ir_measures
 import pytest
+from ir_measures import RR
 
 import ragkit
 from ragkit.cli import main
@@ -323,6 +325,17 @@ def test_metrics_match_the_textbook_formulas_for_a_fixed_ranking() -> None:
         "mrr@10": (1 / 1 + 0 + 0) / 3,
     }
     assert score(qrels, run) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("relevant", "tied", "rank"), [("a", "b", 2), ("b", "a", 1)])
+def test_every_metric_ranks_tied_documents_as_trec_eval_does(relevant: str, tied: str, rank: int) -> None:
+    """One relevant document tied with another: trec_eval puts the higher document id first, and nDCG@10,
+    Recall@10 and MRR@10 must all describe that one rank, whichever provider ir-measures picks for each."""
+    qrels, run = {"q": {relevant: 1}}, {"q": {relevant: 0.1, tied: 0.1}}
+    assert ir_measures.calc_aggregate([RR], qrels, run)[RR] == 1 / rank  # trec_eval's own (pytrec_eval)
+    assert score(qrels, run) == pytest.approx(
+        {"ndcg@10": 1 / math.log2(rank + 1), "recall@10": 1.0, "recall@100": 1.0, "mrr@10": 1 / rank}
+    )
 
 
 def test_a_document_scores_as_its_best_section() -> None:
