@@ -540,6 +540,10 @@ GOOD_QRELS = "query-id\tcorpus-id\tscore\nq1\td1\t1\n"
             "test.tsv:3: query-id 'q9' is not in queries.jsonl (and 1 more",
         ),
         ({"test.tsv": GOOD_QRELS + "q1\td2\thigh\n"}, "test.tsv:3: score 'high' is not an integer"),
+        (
+            {"test.tsv": GOOD_QRELS + "q1\td2\t1\nq1\td1\t0\n"},
+            "test.tsv:4: query-id 'q1' judges corpus-id 'd1' again (first on line 2)",
+        ),
         ({"test.tsv": GOOD_QRELS + "q1 d2 1\n"}, "test.tsv:3: expected 3 tab-separated fields"),
         ({"test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t0\n"}, "no query has a relevant document"),
     ],

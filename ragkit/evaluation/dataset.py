@@ -121,6 +121,7 @@ def _read_qrels(
     file: Path, queries: dict[str, str], documents: dict[str, Document]
 ) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
+    first_line: dict[tuple[str, str], int] = {}  # a pair judged twice has no one grade to keep
     unknown: list[str] = []
     for index, (lineno, line) in enumerate(_lines(file)):
         fields = line.rstrip("\r\n").split("\t")
@@ -140,7 +141,13 @@ def _read_qrels(
             unknown.append(f"{file}:{lineno}: query-id {query_id!r} is not in {QUERIES_FILE}")
         elif doc_id not in documents:
             unknown.append(f"{file}:{lineno}: corpus-id {doc_id!r} is not in {CORPUS_FILE}")
+        elif (query_id, doc_id) in first_line:
+            raise DatasetError(
+                f"{file}:{lineno}: query-id {query_id!r} judges corpus-id {doc_id!r} again "
+                f"(first on line {first_line[query_id, doc_id]})"
+            )
         else:
+            first_line[query_id, doc_id] = lineno
             qrels.setdefault(query_id, {})[doc_id] = score
     if unknown:
         more = f" (and {len(unknown) - 1} more such lines)" if len(unknown) > 1 else ""
