@@ -18,6 +18,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import BaseRetriever as LlamaIndexBaseRetriever
 from llama_index.core.schema import MetadataMode, TextNode
 
+import ragkit
 from ragkit.errors import InputError
 
 QUESTION = "how do astronomers discover planets around other stars"
@@ -108,6 +109,15 @@ def test_langchain_retriever_refuses_call_options_it_does_not_know(kit):
         retriever.invoke(QUESTION, top_k=2)
     with pytest.raises(InputError, match="unknown option 'filter'"):
         asyncio.run(retriever.ainvoke(QUESTION, filter={"source": "a.pdf"}))
+
+
+def test_score_is_reserved_for_the_search_score_of_langchain_documents(tmp_path):
+    # A user's "score" would be overwritten by the hit's score in every Document's metadata.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Grades\n\nThe essay was graded and its grade recorded.\n")
+    refused = pytest.raises(InputError, match=r"metadata keys \['score'\] are reserved by ragkit")
+    with ragkit.open("grades", store=tmp_path / "store", model="minilm") as grades, refused:
+        grades.ingest([tmp_path / "docs"], workers=0, metadata={"score": "A+", "course": "history"})
 
 
 def test_langchain_rag_chain_puts_the_best_section_in_the_prompt(kit):

@@ -48,11 +48,13 @@ def section_payload(
     }
 
 
+# Not stored, but where the LangChain adapter puts each hit's search score beside the payload.
+RESERVED_KEYS = (*PAYLOAD_FIELDS, "score")
+
+
 def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """User metadata, refused when it would overwrite one of ragkit's own payload fields."""
-    clash = sorted(set(metadata) & set(PAYLOAD_FIELDS))
+    """User metadata, refused when it would overwrite one of ragkit's own payload fields or the score."""
+    clash = sorted(set(metadata) & set(RESERVED_KEYS))
     if clash:
-        raise InputError(
-            f"metadata keys {clash} are reserved by ragkit's payload ({', '.join(PAYLOAD_FIELDS)})"
-        )
+        raise InputError(f"metadata keys {clash} are reserved by ragkit ({', '.join(RESERVED_KEYS)})")
     return metadata
