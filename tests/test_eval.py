@@ -515,6 +515,17 @@ def test_unknown_loco_task_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
     assert "unknown LoCo task(s) nope" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("tasks", [",", " , ", ""])
+def test_loco_tasks_that_name_no_task_are_refused_before_data_or_model_is_looked_for(
+    tasks: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No data and no model here: the refusal must come before either is needed."""
+    argv = ["eval", "loco", "--tasks", tasks, "--loco-dir", str(tmp_path), "--model", str(tmp_path / "none")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ragkit: error: --tasks {tasks!r} names no LoCo task") and "Traceback" not in err
+
+
 # -- bad dataset folders ------------------------------------------------------------------------------
 
 GOOD_CORPUS = '{"_id": "d1", "title": "T", "text": "one"}\n{"_id": "d2", "text": "two"}\n'

@@ -135,10 +135,19 @@ class LocoResult:
 
 
 def select_tasks(names: str | Sequence[str] | None) -> list[LocoTask]:
-    """The named tasks (comma-separated or a list), in the card's order; all five by default."""
-    if not names:
+    """The named tasks (comma-separated or a list), in the card's order; all five when `names` is None.
+
+    Names that leave no task (`--tasks ,`) are refused here, before any model loads: a run of no task
+    has no average to report.
+    """
+    if names is None:
         return list(TASKS)
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if not wanted:
+        raise InputError(
+            f"--tasks {names!r} names no LoCo task; name one or more of {', '.join(t.key for t in TASKS)}, "
+            "or leave --tasks out for all five"
+        )
     unknown = sorted(set(wanted) - {task.key for task in TASKS})
     if unknown:
         raise InputError(
