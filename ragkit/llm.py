@@ -53,19 +53,23 @@ class CallableLLM(LLM):
 
 
 class LangChainLLM(LLM):
-    """A LangChain chat model or LLM; its reply (a message or a string) is reduced to text."""
+    """A LangChain chat model or LLM, or any runnable over one (`model.with_retry()`, `.bind(stop=...)`,
+    `.with_fallbacks([...])`, `prompt | model | StrOutputParser()`); its reply, a message or a string, is
+    reduced to text, and any other output is an LLMError."""
 
     def __init__(self, model: Any) -> None:
-        from langchain_core.output_parsers import StrOutputParser
-
         self.model = model
-        self._chain = model | StrOutputParser()
 
     def complete(self, prompt: str) -> str:
-        return _text(self._chain.invoke(prompt), self.model)
+        return self._reply_text(self.model.invoke(prompt))
 
     async def acomplete(self, prompt: str) -> str:
-        return _text(await self._chain.ainvoke(prompt), self.model)
+        return self._reply_text(await self.model.ainvoke(prompt))
+
+    def _reply_text(self, reply: Any) -> str:
+        from langchain_core.messages import BaseMessage
+
+        return _text(reply.text if isinstance(reply, BaseMessage) else reply, self.model)
 
 
 class LlamaIndexLLM(LLM):
@@ -169,9 +173,10 @@ def as_llm(llm: Any) -> LLM | None:
     if isinstance(llm, LLM):
         return llm
     if "langchain_core" in sys.modules:
-        from langchain_core.language_models import BaseLanguageModel
+        # Runnable, not BaseLanguageModel: LangChain's own wrappers of a model are runnables, not models.
+        from langchain_core.runnables import Runnable
 
-        if isinstance(llm, BaseLanguageModel):
+        if isinstance(llm, Runnable):
             return LangChainLLM(llm)
     if "llama_index.core" in sys.modules:
         from llama_index.core.llms import LLM as LlamaIndexBase
@@ -181,7 +186,7 @@ def as_llm(llm: Any) -> LLM | None:
     if callable(llm):
         return CallableLLM(llm)
     raise InputError(
-        f"llm must be a function prompt -> str, a LangChain chat model, a LlamaIndex LLM or a "
+        f"llm must be a function prompt -> str, a LangChain chat model or runnable, a LlamaIndex LLM or a "
         f"ragkit.llm.LLM, got {type(llm).__name__}"
     )
 

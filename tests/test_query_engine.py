@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import RunnableLambda
 from llama_index.core.llms import MockLLM
 
 import ragkit
@@ -164,6 +166,30 @@ def test_a_langchain_chat_model_answers(kit):
     engine = kit.query_engine(model, top_k=2)
     assert engine.query(PLANETS).answer == "Transit photometry [1]."
     assert asyncio.run(engine.aquery(PLANETS)).answer == "Radial velocity [1]."
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda model: model.with_retry(),
+        lambda model: model.bind(stop=["\n\n"]),
+        lambda model: model.with_fallbacks([model]),
+        lambda model: model.with_config(tags=["rag"]),
+        lambda model: model | StrOutputParser(),
+    ],
+    ids=["with_retry", "bind", "with_fallbacks", "with_config", "str_output_parser"],
+)
+def test_a_langchain_model_wrapped_by_langchain_answers(kit, wrap):
+    model = FakeListChatModel(responses=["Transit photometry [1].", "Radial velocity [1]."])
+    engine = kit.query_engine(wrap(model), top_k=2)
+    assert engine.query(PLANETS).answer == "Transit photometry [1]."
+    assert asyncio.run(engine.aquery(PLANETS)).answer == "Radial velocity [1]."
+
+
+def test_a_langchain_runnable_that_does_not_answer_text_is_a_clear_error(kit):
+    engine = kit.query_engine(RunnableLambda(lambda prompt: {"answer": prompt}), top_k=1)
+    with pytest.raises(LLMError, match=r"returned dict, not text"):
+        engine.query(PLANETS)
 
 
 def test_a_llamaindex_llm_answers(kit):
