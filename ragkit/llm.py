@@ -99,9 +99,7 @@ class OpenAICompatibleLLM(LLM):
         api_key: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"LLM url {url!r} must start with http:// or https://")
-        self.url = url.rstrip("/")
+        self.url = _checked_url(url).rstrip("/")
         self.model = model
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
@@ -124,7 +122,7 @@ class OpenAICompatibleLLM(LLM):
         try:
             with httpx.Client(timeout=self._timeout) as client:
                 response = client.post(**self._request(prompt))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._unreachable(exc) from exc
         return self._parse(response)
 
@@ -132,7 +130,7 @@ class OpenAICompatibleLLM(LLM):
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.post(**self._request(prompt))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._unreachable(exc) from exc
         return self._parse(response)
 
@@ -140,7 +138,7 @@ class OpenAICompatibleLLM(LLM):
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
         return {"url": f"{self.url}/chat/completions", "json": body, "headers": self._headers}
 
-    def _unreachable(self, exc: httpx.HTTPError) -> LLMError:
+    def _unreachable(self, exc: httpx.HTTPError | httpx.InvalidURL) -> LLMError:
         if isinstance(exc, httpx.TimeoutException):
             return LLMError(
                 f"the LLM at {self.url} did not answer within {self._timeout:g}s ({type(exc).__name__}); "
@@ -189,6 +187,22 @@ def as_llm(llm: Any) -> LLM | None:
         f"llm must be a function prompt -> str, a LangChain chat model or runnable, a LlamaIndex LLM or a "
         f"ragkit.llm.LLM, got {type(llm).__name__}"
     )
+
+
+def _checked_url(url: str) -> str:
+    """`url` if httpx can send to it: checked here, so a typo is named before any retrieval is done."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise InputError(f"LLM url {url!r} is not a valid URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InputError(f"LLM url {url!r} must be http:// or https:// followed by a host")
+    # httpx takes both, and fails later with a name lookup or a connection error that hides the typo.
+    if any(char.isspace() for char in url):
+        raise InputError(f"LLM url {url!r} is not a valid URL: it contains whitespace")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise InputError(f"LLM url {url!r} is not a valid URL: port {parsed.port} is not 1-65535")
+    return url
 
 
 def _text(answer: Any, origin: Any) -> str:

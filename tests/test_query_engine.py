@@ -334,6 +334,21 @@ def test_http_llm_failures_are_clear_errors(kit, server, status, reply, message)
         asyncio.run(engine.aquery(PLANETS))
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://[::1:11434/v1", "is not a valid URL: Invalid port"),
+        ("http://", "must be http:// or https:// followed by a host"),
+        ("localhost:11434/v1", "must be http:// or https:// followed by a host"),
+        ("http://local host:11434/v1", "it contains whitespace"),
+        ("http://localhost:99999/v1", "port 99999 is not 1-65535"),
+    ],
+)
+def test_a_malformed_http_llm_url_is_refused_when_the_llm_is_made(url, message):
+    with pytest.raises(InputError, match=rf"LLM url {re.escape(repr(url))} .*{message}"):
+        OpenAICompatibleLLM(url)
+
+
 def test_an_unreachable_http_llm_is_a_clear_error(kit, server):
     url = server.url
     server.close()
@@ -401,6 +416,14 @@ def test_cli_query_json_through_an_http_llm(store_flags, server, capsys, monkeyp
     assert response["answer"] == "Transit method [1]."
     assert response["sources"][0]["citation"] == 1 and "transit method" in response["sources"][0]["text"]
     assert (server.requests[0]["auth"], server.requests[0]["body"]["model"]) == ("Bearer from-env", "m")
+
+
+def test_cli_query_names_a_malformed_llm_url_in_one_line(store_flags, capsys):
+    assert main(["query", PLANETS, *store_flags, "--llm-url", "http://[::1:11434/v1"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "ragkit: error: LLM url 'http://[::1:11434/v1' is not a valid URL: Invalid port: ':1:11434'\n"
+    )
 
 
 def test_cli_query_reports_an_llm_failure_in_one_line(store_flags, server, capsys):
