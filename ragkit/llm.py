@@ -10,6 +10,7 @@ so they are recognised without importing them.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -24,6 +25,7 @@ LLM_ENVIRONMENT_VARIABLES = {
     "RAGKIT_LLM_URL": "OpenAI-compatible base URL for `ragkit query` answers, e.g. http://localhost:8000/v1",
     "RAGKIT_LLM_MODEL": "model name sent to that server (default: default)",
     "RAGKIT_LLM_API_KEY": "bearer token for that server, if it wants one",
+    "RAGKIT_LLM_TIMEOUT": "seconds to wait for that server's answer (default: 120)",
 }
 DEFAULT_TIMEOUT = 120.0
 
@@ -102,11 +104,14 @@ class OpenAICompatibleLLM(LLM):
         self.url = _checked_url(url).rstrip("/")
         self.model = model
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._timeout = timeout
+        self._timeout = _checked_timeout(timeout)
 
     @classmethod
-    def from_env(cls, *, url: str | None = None, model: str | None = None) -> OpenAICompatibleLLM | None:
-        """The server in RAGKIT_LLM_URL (RAGKIT_LLM_MODEL, RAGKIT_LLM_API_KEY), `url`/`model` overriding.
+    def from_env(
+        cls, *, url: str | None = None, model: str | None = None, timeout: float | None = None
+    ) -> OpenAICompatibleLLM | None:
+        """The server in RAGKIT_LLM_URL (RAGKIT_LLM_MODEL, RAGKIT_LLM_API_KEY, RAGKIT_LLM_TIMEOUT), `url`,
+        `model` and `timeout` overriding.
 
         None when no URL is given anywhere; the API key is only read from the environment, so it stays
         out of shell histories and process lists.
@@ -115,7 +120,10 @@ class OpenAICompatibleLLM(LLM):
         if url is None:
             return None
         return cls(
-            url, model=model or env("RAGKIT_LLM_MODEL") or "default", api_key=env("RAGKIT_LLM_API_KEY")
+            url,
+            model=model or env("RAGKIT_LLM_MODEL") or "default",
+            api_key=env("RAGKIT_LLM_API_KEY"),
+            timeout=_env_timeout() if timeout is None else timeout,
         )
 
     def complete(self, prompt: str) -> str:
@@ -142,7 +150,7 @@ class OpenAICompatibleLLM(LLM):
         if isinstance(exc, httpx.TimeoutException):
             return LLMError(
                 f"the LLM at {self.url} did not answer within {self._timeout:g}s ({type(exc).__name__}); "
-                "a long context on a slow model may need a larger timeout"
+                "a long context on a slow model may need a larger one (RAGKIT_LLM_TIMEOUT or --llm-timeout)"
             )
         return LLMError(
             f"cannot reach the LLM at {self.url}: {type(exc).__name__}: {exc}. "
@@ -203,6 +211,26 @@ def _checked_url(url: str) -> str:
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise InputError(f"LLM url {url!r} is not a valid URL: port {parsed.port} is not 1-65535")
     return url
+
+
+def _checked_timeout(timeout: Any) -> float:
+    """Seconds, positive and finite: httpx would take 0 or a negative as "fail at once" and NaN as never."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        raise InputError(
+            f"the LLM timeout must be a positive number of seconds (RAGKIT_LLM_TIMEOUT or --llm-timeout), "
+            f"got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def _env_timeout() -> float:
+    value = env("RAGKIT_LLM_TIMEOUT")
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"RAGKIT_LLM_TIMEOUT must be a number of seconds, got {value!r}") from None
 
 
 def _text(answer: Any, origin: Any) -> str:

@@ -362,6 +362,25 @@ def test_a_slow_http_llm_is_a_clear_timeout(kit, server):
         kit.query_engine(OpenAICompatibleLLM(server.url, timeout=0.2), top_k=1).query(PLANETS)
 
 
+def test_the_http_llm_timeout_is_set_from_the_environment(kit, server, monkeypatch):
+    server.delay = 1.0
+    monkeypatch.setenv("RAGKIT_LLM_URL", server.url)
+    monkeypatch.setenv("RAGKIT_LLM_TIMEOUT", "0.2")
+    with pytest.raises(
+        LLMError, match=r"did not answer within 0.2s .*\(RAGKIT_LLM_TIMEOUT or --llm-timeout\)"
+    ):
+        kit.query_engine(top_k=1).query(PLANETS)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "ten"])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(server, monkeypatch, value):
+    monkeypatch.setenv("RAGKIT_LLM_TIMEOUT", value)
+    with pytest.raises(InputError, match=rf"RAGKIT_LLM_TIMEOUT.*got '?{value}"):
+        OpenAICompatibleLLM.from_env(url=server.url)
+    with pytest.raises(InputError, match="the LLM timeout must be a positive number of seconds"):
+        OpenAICompatibleLLM(server.url, timeout=0)
+
+
 # ragkit query
 
 
@@ -424,6 +443,16 @@ def test_cli_query_names_a_malformed_llm_url_in_one_line(store_flags, capsys):
     assert (
         err == "ragkit: error: LLM url 'http://[::1:11434/v1' is not a valid URL: Invalid port: ':1:11434'\n"
     )
+
+
+def test_cli_query_waits_for_the_llm_as_long_as_llm_timeout_says(store_flags, server, capsys):
+    server.delay = 1.0
+    assert main(["query", PLANETS, *store_flags, "--llm-url", server.url, "--llm-timeout", "0.2"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"ragkit: error: the LLM at {server.url} did not answer within 0.2s"
+    )
+    assert main(["query", PLANETS, *store_flags, "--llm-url", server.url, "--llm-timeout", "-1"]) == 2
+    assert "the LLM timeout must be a positive number of seconds" in capsys.readouterr().err
 
 
 def test_cli_query_reports_an_llm_failure_in_one_line(store_flags, server, capsys):

@@ -72,6 +72,12 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     )
     query.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible base URL (RAGKIT_LLM_URL)")
     query.add_argument("--llm-model", metavar="NAME", help="model name for that server (RAGKIT_LLM_MODEL)")
+    query.add_argument(
+        "--llm-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for that server's answer (RAGKIT_LLM_TIMEOUT; default 120)",
+    )
     query.set_defaults(run=_query)
 
 
@@ -175,9 +181,10 @@ def _search(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filters)
-    llm = OpenAICompatibleLLM.from_env(url=args.llm_url, model=args.llm_model)
-    if llm is None and args.llm_model:
-        raise InputError("--llm-model needs a server: pass --llm-url or set RAGKIT_LLM_URL")
+    llm = OpenAICompatibleLLM.from_env(url=args.llm_url, model=args.llm_model, timeout=args.llm_timeout)
+    for flag, value in (("--llm-model", args.llm_model), ("--llm-timeout", args.llm_timeout)):
+        if llm is None and value is not None:
+            raise InputError(f"{flag} needs a server: pass --llm-url or set RAGKIT_LLM_URL")
     with open_kit(args) as kit:
         engine = kit.query_engine(
             llm,
