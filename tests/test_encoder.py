@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch._dynamo.exc import TorchDynamoException
 
-from ragkit import Encoder, InputError, InputTooLongError, ModelLoadError
+from ragkit import Encoder, InputError, InputTooLongError, ModelLoadError, RagkitError
 from ragkit.encoder.packed_linear import PackedLinear, can_pack
 from tests.tiny_gte import reference_embedding, write_converted_checkpoint, write_original_checkpoint
 
@@ -437,3 +437,36 @@ def test_many_short_texts_and_one_long_text_come_back_in_input_order(gte):
 
 def test_the_packaged_minilm_has_one_name_by_alias_or_by_directory(minilm_path):
     assert Encoder.from_pretrained(minilm_path).name == Encoder.from_pretrained("minilm").name
+
+
+# --- damaged checkpoints -------------------------------------------------------------------------
+
+
+def _damage(tiny_gte: Path, directory: Path, change) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny_gte, directory)
+    weights = load_file(tiny_gte / "model.safetensors")
+    change(weights)
+    save_file(weights, directory / "model.safetensors")
+    return directory
+
+
+def test_a_checkpoint_with_a_nan_weight_is_refused_when_it_loads(tiny_gte, tmp_path):
+    # One NaN weight makes every vector NaN, and a vector store stores NaN vectors without complaint.
+    def nan_bias(weights):
+        weights["encoder.layer.0.mlp.down_proj.bias"][0] = float("nan")
+
+    damaged = _damage(tiny_gte, tmp_path / "m", nan_bias)
+    with pytest.raises(ModelLoadError, match=r"1 weight tensor\(s\) hold NaN or infinite values.*down_proj"):
+        Encoder.from_pretrained(damaged)
+
+
+def test_vectors_that_come_out_non_finite_are_an_error_not_a_result(tiny_gte, tmp_path):
+    # Finite weights whose activations overflow float32 (as half precision overflows on a GPU).
+    def huge_embeddings(weights):
+        weights["embeddings.word_embeddings.weight"].mul_(1e38).clamp_(-3e38, 3e38)
+
+    encoder = Encoder.from_pretrained(_damage(tiny_gte, tmp_path / "m", huge_embeddings))
+    with pytest.raises(RagkitError, match=r"produced NaN or infinite values for 2 text\(s\)"):
+        encoder.encode(["hello world", "another text"])

@@ -164,10 +164,25 @@ def load_model(
             f"{checkpoint.path}: the weights do not match a {checkpoint.model_type} model; "
             f"{len(missing)} tensors missing, e.g. {', '.join(missing[:3])}"
         )
+    _refuse_non_finite(model, checkpoint.path)
     model = model.to(device).eval().requires_grad_(False)
     if packed:
         pack_linears(model)
     return model
+
+
+def _refuse_non_finite(model: PreTrainedModel, path: Path) -> None:
+    """A NaN or infinite weight makes every vector NaN, which a vector store takes without complaint."""
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise ModelLoadError(
+            f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values, e.g. {', '.join(bad[:3])}; "
+            "the checkpoint is damaged (re-download or re-export it)"
+        )
 
 
 def load_tokenizer(path: Path) -> Tokenizer:

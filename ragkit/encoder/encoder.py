@@ -25,7 +25,7 @@ from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model
 from ragkit.encoder.packed_linear import can_pack
 from ragkit.encoder.resolve import resolve_model
 from ragkit.encoder.tokens import TokenCounter
-from ragkit.errors import InputError, InputTooLongError, ModelLoadError
+from ragkit.errors import InputError, InputTooLongError, ModelLoadError, RagkitError
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,9 @@ class Encoder:
         with torch.inference_mode():
             for batch in plan_batches(lengths, budget):
                 rows = [ids[i] for i in batch]
-                out[batch] = self._embed(rows)
+                vectors = self._embed(rows)
+                self._refuse_non_finite(vectors, batch)
+                out[batch] = vectors
                 if progress is not None:
                     progress.update(sum(len(row) for row in rows))
         if progress is not None:
@@ -175,6 +177,16 @@ class Encoder:
         return [
             row if len(row) <= self.max_length else row[: self.max_length - 1] + [self._sep_id] for row in ids
         ]
+
+    def _refuse_non_finite(self, vectors: np.ndarray, batch: list[int]) -> None:
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            first = batch[int(np.argmin(finite))]
+            raise RagkitError(
+                f"{self.name} produced NaN or infinite values for {int((~finite).sum())} text(s) (text #{first}) "
+                f"in {str(self.dtype).removeprefix('torch.')}; no vector is returned. On a GPU, dtype='float32' "
+                "avoids half-precision overflow; otherwise the checkpoint's weights are unfit"
+            )
 
     def _default_budget(self) -> int:
         return CUDA_BATCH_TOKENS if self.device.type == "cuda" else CPU_BATCH_TOKENS
