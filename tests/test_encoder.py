@@ -470,3 +470,21 @@ def test_vectors_that_come_out_non_finite_are_an_error_not_a_result(tiny_gte, tm
     encoder = Encoder.from_pretrained(_damage(tiny_gte, tmp_path / "m", huge_embeddings))
     with pytest.raises(RagkitError, match=r"produced NaN or infinite values for 2 text\(s\)"):
         encoder.encode(["hello world", "another text"])
+
+
+def test_a_half_downloaded_weights_file_is_a_load_error_naming_the_checkpoint(tiny_gte, tmp_path):
+    shutil.copytree(tiny_gte, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match=r"m: could not load weights: .*not fully covered"):
+        Encoder.from_pretrained(tmp_path / "m")
+
+
+def test_an_unreadable_tokenizer_json_is_a_load_error_naming_the_file(tiny_gte, tmp_path):
+    from ragkit.encoder import EncoderSpec
+
+    shutil.copytree(tiny_gte, tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text("{not json")
+    for load in (lambda: Encoder.from_pretrained(tmp_path / "m"), EncoderSpec(str(tmp_path / "m")).describe):
+        with pytest.raises(ModelLoadError, match=r"tokenizer\.json is not a tokenizer"):
+            load()

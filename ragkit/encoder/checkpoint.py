@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors import SafetensorError
 from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoModel, GteConfig, GteModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
@@ -156,7 +157,7 @@ def load_model(
                     output_loading_info=True,
                     **kwargs,
                 )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # a damaged or half-downloaded file
         raise ModelLoadError(f"{checkpoint.path}: could not load weights: {exc}") from exc
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
@@ -189,7 +190,12 @@ def load_tokenizer(path: Path) -> Tokenizer:
     """The checkpoint's own tokenizer, never truncating or padding on its own."""
     tokenizer_file = path / "tokenizer.json"
     if tokenizer_file.is_file():
-        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        try:
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # the tokenizers library raises a bare Exception for any unreadable file
+            raise ModelLoadError(
+                f"{tokenizer_file} is not a tokenizer the tokenizers library can read: {exc}"
+            ) from exc
     elif (path / "vocab.txt").is_file():
         from tokenizers.implementations import BertWordPieceTokenizer
 
