@@ -488,3 +488,55 @@ def test_an_unreadable_tokenizer_json_is_a_load_error_naming_the_file(tiny_gte, 
     for load in (lambda: Encoder.from_pretrained(tmp_path / "m"), EncoderSpec(str(tmp_path / "m")).describe):
         with pytest.raises(ModelLoadError, match=r"tokenizer\.json is not a tokenizer"):
             load()
+
+
+# --- sentence-transformers layouts ----------------------------------------------------------------
+
+
+def test_a_model_saved_by_sentence_transformers_6_loads_as_sentence_transformers_reads_it(
+    tmp_path, minilm_path
+):
+    # Version 6 writes {"pooling_mode": "mean"} and keeps the length limit in tokenizer_config.json only.
+    from sentence_transformers import SentenceTransformer
+
+    SentenceTransformer(str(minilm_path), device="cpu").save(str(tmp_path / "resaved"))
+    reference = SentenceTransformer(str(tmp_path / "resaved"), device="cpu")
+    encoder = Encoder.from_pretrained(tmp_path / "resaved")
+    assert encoder.pooling.mode == "mean" and encoder.max_length == reference.max_seq_length == 256
+    texts = ["The weather is lovely today.", prose(400, seed=1)]  # the second is cut at 256, as ST cuts it
+    expected = reference.encode(texts, normalize_embeddings=True)
+    assert np.abs(encoder.encode(texts, truncate=True) - expected).max() < 1e-5
+
+
+def test_the_limit_falls_back_to_the_tokenizers_when_sentence_bert_config_has_none(tmp_path, minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    shutil.copytree(minilm_path, tmp_path / "m")
+    (tmp_path / "m" / "sentence_bert_config.json").unlink()
+    tokenizer_config = tmp_path / "m" / "tokenizer_config.json"
+    tokenizer_config.write_text(
+        json.dumps(json.loads(tokenizer_config.read_text()) | {"model_max_length": 300})
+    )
+    assert SentenceTransformer(str(tmp_path / "m"), device="cpu").max_seq_length == 300
+    assert Encoder.from_pretrained(tmp_path / "m").max_length == 300  # not BERT's 512 positions
+
+
+def test_sentence_transformers_modules_that_ragkit_does_not_run_are_refused(tmp_path, minilm_path):
+    # e.g. LaBSE's Dense layer after pooling: skipping it would give other vectors, of another size.
+    from sentence_transformers import SentenceTransformer, models
+
+    base = SentenceTransformer(str(minilm_path), device="cpu")
+    dense = models.Dense(384, 128, activation_function=torch.nn.Tanh())
+    SentenceTransformer(modules=[base[0], base[1], dense, models.Normalize()], device="cpu").save(
+        str(tmp_path / "d")
+    )
+    with pytest.raises(ModelLoadError, match=r"modules\.json: module\(s\) .*Dense are not supported"):
+        Encoder.from_pretrained(tmp_path / "d")
+
+
+def test_pooling_that_concatenates_several_modes_is_refused(tmp_path, minilm_path):
+    shutil.copytree(minilm_path, tmp_path / "m")
+    pooling = tmp_path / "m" / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps(json.loads(pooling.read_text()) | {"pooling_mode_cls_token": True}))
+    with pytest.raises(ModelLoadError, match=r"pooling cls \+ mean is not supported"):
+        Encoder.from_pretrained(tmp_path / "m")

@@ -82,8 +82,7 @@ def inspect_checkpoint(path: Path) -> Checkpoint:
     else:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     position_limit = _position_limit(config, model_type)
-    st_config = _read_json(path / "sentence_bert_config.json")
-    max_length = min(int(st_config.get("max_seq_length") or position_limit), position_limit)
+    max_length = _max_length(path, model_type, position_limit)
     return Checkpoint(path, model_type, config, _pooling(path, model_type), max_length, position_limit)
 
 
@@ -227,22 +226,56 @@ def _position_limit(config: PretrainedConfig, model_type: str) -> int:
     return limit - 2 if model_type in {"roberta", "xlm-roberta", "mpnet"} else limit
 
 
+# sentence-transformers modules that ragkit runs itself; any other (Dense, LayerNorm...) changes the vectors.
+_MODULES = ("Transformer", "Pooling", "Normalize")
+# Pooling configs: sentence-transformers < 6 wrote one bool per mode, 6 writes "pooling_mode".
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
 def _pooling(path: Path, model_type: str) -> Pooling:
     modules = _read_json(path / "modules.json", default=[])
+    foreign = [m.get("type", "?") for m in modules if not m.get("type", "").endswith(_MODULES)]
+    if foreign:
+        raise ModelLoadError(
+            f"{path / 'modules.json'}: module(s) {', '.join(foreign)} are not supported; ragkit runs only "
+            f"{', '.join(_MODULES)} modules and would give other vectors than sentence-transformers"
+        )
     normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
     pooling_dirs = [m["path"] for m in modules if m.get("type", "").endswith("Pooling")]
     if not pooling_dirs:
         # gte's model card: CLS state, L2-normalised; plain BERT checkpoints get the same default.
         return Pooling("cls", normalize=True)
-    pool_config = _read_json(path / pooling_dirs[0] / "config.json", required=True)
-    if pool_config.get("pooling_mode_cls_token"):
-        mode: Literal["cls", "mean"] = "cls"
-    elif pool_config.get("pooling_mode_mean_tokens"):
-        mode = "mean"
+    pool_file = path / pooling_dirs[0] / "config.json"
+    pool_config = _read_json(pool_file, required=True)
+    if "pooling_mode" in pool_config:
+        raw = pool_config["pooling_mode"]
+        modes = [raw] if isinstance(raw, str) else list(raw)
     else:
-        raise ModelLoadError(f"{path / pooling_dirs[0]}: only CLS and mean pooling are supported")
+        modes = [mode for key, mode in _LEGACY_POOLING_KEYS.items() if pool_config.get(key)] or ["mean"]
+    if modes not in (["cls"], ["mean"]):
+        raise ModelLoadError(
+            f"{pool_file}: pooling {' + '.join(map(str, modes))} is not supported; ragkit pools by CLS or mean"
+        )
     # gte checkpoints are meant to be normalised (model card) even where modules.json omits the step.
-    return Pooling(mode, normalize=normalize or model_type in GTE_TYPES)
+    return Pooling(modes[0], normalize=normalize or model_type in GTE_TYPES)
+
+
+def _max_length(path: Path, model_type: str, position_limit: int) -> int:
+    """sentence-transformers' limit: sentence_bert_config's max_seq_length, else (as it reads BERT-family
+    models, and as version 6 saves them) the tokenizer's model_max_length; gte's card says its positions."""
+    limit = _read_json(path / "sentence_bert_config.json").get("max_seq_length")
+    if not limit and model_type not in GTE_TYPES:
+        limit = _read_json(path / "tokenizer_config.json").get("model_max_length")
+    if not isinstance(limit, int | float) or not 2 <= limit < position_limit:
+        return position_limit
+    return int(limit)
 
 
 def _read_json(file: Path, *, required: bool = False, default: Any = None) -> Any:
