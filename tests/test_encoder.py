@@ -540,3 +540,14 @@ def test_pooling_that_concatenates_several_modes_is_refused(tmp_path, minilm_pat
     pooling.write_text(json.dumps(json.loads(pooling.read_text()) | {"pooling_mode_cls_token": True}))
     with pytest.raises(ModelLoadError, match=r"pooling cls \+ mean is not supported"):
         Encoder.from_pretrained(tmp_path / "m")
+
+
+@pytest.mark.parametrize("budget", [0, -1, 1.5, "100", True])
+def test_a_batch_budget_that_is_not_a_positive_whole_number_is_refused(minilm, budget):
+    # 0 used to mean the default silently, -1 and 1.5 one text a batch, "100" a TypeError from inside.
+    with pytest.raises(InputError, match=r"batch_tokens=.* is not a positive whole number of tokens"):
+        minilm.encode(["a text", "another"], batch_tokens=budget)
+
+
+def test_a_batch_budget_may_be_a_numpy_integer(minilm):
+    assert minilm.encode(["a text", "another"], batch_tokens=np.int64(16)).shape == (2, 384)

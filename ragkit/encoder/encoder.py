@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -138,9 +139,9 @@ class Encoder:
         tokens of one forward pass, and with it the memory used.
         """
         started = time.perf_counter()
+        budget = self._default_budget() if batch_tokens is None else _check_budget(batch_tokens)
         ids = self._fit(self.tokenize(texts), truncate)
-        lengths = [len(row) for row in ids]
-        budget = batch_tokens or self._default_budget()  # a longer text still gets a batch of its own
+        lengths = [len(row) for row in ids]  # a text longer than the budget still gets a batch of its own
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         progress = _progress(sum(lengths), show_progress)
         with torch.inference_mode():
@@ -263,6 +264,12 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     if bad is not None:
         raise InputError(f"text #{bad} is a {type(texts[bad]).__name__}, not a str")
     return texts
+
+
+def _check_budget(batch_tokens: object) -> int:
+    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, Integral) or batch_tokens < 1:
+        raise InputError(f"batch_tokens={batch_tokens!r} is not a positive whole number of tokens")
+    return int(batch_tokens)
 
 
 def _check_max_length(requested: int | None, checkpoint: Checkpoint) -> int:
