@@ -551,3 +551,16 @@ def test_a_batch_budget_that_is_not_a_positive_whole_number_is_refused(minilm, b
 
 def test_a_batch_budget_may_be_a_numpy_integer(minilm):
     assert minilm.encode(["a text", "another"], batch_tokens=np.int64(16)).shape == (2, 384)
+
+
+def test_loading_leaves_transformers_progress_bars_as_the_caller_set_them(minilm_path):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        Encoder.from_pretrained(minilm_path)
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
+    Encoder.from_pretrained(minilm_path)
+    assert hf_logging.is_progress_bar_enabled()

@@ -12,6 +12,7 @@ tokenizer.json can carry its own truncation (all-MiniLM's cuts at 128) that must
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -207,17 +208,24 @@ def load_tokenizer(path: Path) -> Tokenizer:
     return tokenizer
 
 
+_QUIET = threading.Lock()  # transformers' verbosity and progress bar are process-wide
+
+
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' load report and progress bar: unused pooler weights are expected, not news."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+    """Hide transformers' load report and progress bar: unused pooler weights are expected, not news.
+    The caller's settings come back afterwards, whatever they were, also when threads load at once."""
+    with _QUIET:
+        verbosity = hf_logging.get_verbosity()
+        progress_bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if progress_bar:
+                hf_logging.enable_progress_bar()
 
 
 def _position_limit(config: PretrainedConfig, model_type: str) -> int:
