@@ -564,3 +564,12 @@ def test_loading_leaves_transformers_progress_bars_as_the_caller_set_them(minilm
         hf_logging.enable_progress_bar()
     Encoder.from_pretrained(minilm_path)
     assert hf_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize("verb", ["tokenize", "count_tokens"])
+def test_bad_texts_are_named_by_the_call_that_got_them(minilm, verb):
+    call = getattr(minilm, verb)
+    with pytest.raises(InputError, match=rf"no texts to {verb.replace('_', ' ')}: the list is empty"):
+        call([])
+    with pytest.raises(InputError, match=rf"^{verb}\(\) takes a list of texts"):
+        call("a bare string")

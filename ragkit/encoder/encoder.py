@@ -118,11 +118,14 @@ class Encoder:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with the model's special tokens, never truncated."""
-        return [encoding.ids for encoding in self._tokenizer.encode_batch(_check_texts(texts))]
+        return self._ids(_check_texts(texts, "tokenize"))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts as the model sees them, special tokens included (what max_length limits)."""
-        return self.token_counter(_check_texts(texts))
+        return self.token_counter(_check_texts(texts, "count_tokens"))
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
 
     def encode(
         self,
@@ -140,7 +143,7 @@ class Encoder:
         """
         started = time.perf_counter()
         budget = self._default_budget() if batch_tokens is None else _check_budget(batch_tokens)
-        ids = self._fit(self.tokenize(texts), truncate)
+        ids = self._fit(self._ids(_check_texts(texts, "encode")), truncate)
         lengths = [len(row) for row in ids]  # a text longer than the budget still gets a batch of its own
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         progress = _progress(sum(lengths), show_progress)
@@ -254,12 +257,12 @@ class Encoder:
         return pooled.cpu().numpy()
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def _check_texts(texts: Sequence[str], verb: str) -> list[str]:
     if isinstance(texts, str):
-        raise InputError("encode() takes a list of texts; wrap a single text in a list")
+        raise InputError(f"{verb}() takes a list of texts; wrap a single text in a list")
     texts = list(texts)
     if not texts:
-        raise InputError("no texts to encode: the list is empty")
+        raise InputError(f"no texts to {verb.replace('_', ' ')}: the list is empty")
     bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
     if bad is not None:
         raise InputError(f"text #{bad} is a {type(texts[bad]).__name__}, not a str")
