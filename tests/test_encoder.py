@@ -573,3 +573,23 @@ def test_bad_texts_are_named_by_the_call_that_got_them(minilm, verb):
         call([])
     with pytest.raises(InputError, match=rf"^{verb}\(\) takes a list of texts"):
         call("a bare string")
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu", r"device 'gpu' is not a device: use auto, cpu, cuda or cuda:N"),
+        ("cuda:99", r"device 'cuda:99': this machine has (no CUDA GPU|\d+ CUDA GPU\(s\))"),
+    ],
+)
+def test_a_device_this_machine_does_not_have_is_an_input_error_naming_it(minilm_path, device, message):
+    # torch's own errors were an AssertionError ('Torch not compiled with CUDA enabled') or a RuntimeError
+    # listing every device type torch knows, raised past callers that catch RagkitError.
+    with pytest.raises(InputError, match=message):
+        Encoder.from_pretrained(minilm_path, device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cuda_on_a_machine_without_a_gpu_is_an_input_error(minilm_path):
+    with pytest.raises(InputError, match=r"device 'cuda': this machine has no CUDA GPU.*use auto or cpu"):
+        Encoder.from_pretrained(minilm_path, device="cuda")

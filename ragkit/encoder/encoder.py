@@ -286,10 +286,26 @@ def _check_max_length(requested: int | None, checkpoint: Checkpoint) -> int:
 
 
 def pick_device(device: str | torch.device) -> torch.device:
-    """`auto` is CUDA when there is a GPU, else the CPU; anything else names a device."""
+    """`auto` is CUDA when there is a GPU, else the CPU; anything else names a device, which must exist."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device {device!r} is not a device: use auto, cpu, cuda or cuda:N") from exc
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise InputError(
+                f"device {device!r}: this machine has no CUDA GPU that torch can use; use auto or cpu"
+            )
+        if chosen.index is not None and chosen.index >= count:
+            raise InputError(
+                f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+            )
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r}: MPS is not available here; use auto or cpu")
+    return chosen
 
 
 _DTYPES = {
