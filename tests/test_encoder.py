@@ -593,3 +593,13 @@ def test_a_device_this_machine_does_not_have_is_an_input_error_naming_it(minilm_
 def test_cuda_on_a_machine_without_a_gpu_is_an_input_error(minilm_path):
     with pytest.raises(InputError, match=r"device 'cuda': this machine has no CUDA GPU.*use auto or cpu"):
         Encoder.from_pretrained(minilm_path, device="cuda")
+
+
+def test_a_text_that_is_not_valid_unicode_is_named_by_every_call(minilm):
+    # JSON's "\ud800" decodes to a lone surrogate: the tokenizer raised a TypeError about TextEncodeInput.
+    broken = json.loads('"caf\\ud800e"')
+    for call in (minilm.encode, minilm.tokenize, minilm.count_tokens, minilm.token_counter):
+        with pytest.raises(
+            InputError, match=r"text #1 is not valid Unicode: .*lone surrogate \(U\+D800\) at character 3"
+        ):
+            call(["fine", broken])

@@ -25,7 +25,7 @@ from ragkit.encoder.batching import plan_batches
 from ragkit.encoder.checkpoint import Checkpoint, inspect_checkpoint, load_model, load_tokenizer
 from ragkit.encoder.packed_linear import can_pack
 from ragkit.encoder.resolve import resolve_model
-from ragkit.encoder.tokens import TokenCounter
+from ragkit.encoder.tokens import TokenCounter, encode_batch
 from ragkit.errors import InputError, InputTooLongError, ModelLoadError, RagkitError
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Encoder:
         return self.token_counter(_check_texts(texts, "count_tokens"))
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
-        return [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
+        return [encoding.ids for encoding in encode_batch(self._tokenizer, texts)]
 
     def encode(
         self,

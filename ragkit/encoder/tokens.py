@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
+
+from ragkit.errors import InputError
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 """What sectioning and chunking need of a model: token counts of texts, special tokens included.
@@ -21,10 +23,28 @@ class TokenCounter:
         self._tokenizer = tokenizer
 
     def __call__(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoding) for encoding in self._tokenizer.encode_batch(list(texts))]
+        return [len(encoding) for encoding in encode_batch(self._tokenizer, list(texts))]
 
     def __reduce__(self) -> tuple[Callable[[str], TokenCounter], tuple[str]]:
         return _counter_from_json, (self._tokenizer.to_str(),)
+
+
+def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list[Encoding]:
+    """The tokenizer's encodings, with a text that is not valid Unicode named instead of a TypeError."""
+    try:
+        return tokenizer.encode_batch(texts)
+    except TypeError:
+        for index, text in enumerate(texts):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError(
+                    f"text #{index} is not valid Unicode: it holds a lone surrogate "
+                    f"(U+{ord(text[exc.start]):04X}) at character {exc.start}"
+                ) from None
+            except AttributeError:  # not a str at all
+                raise InputError(f"text #{index} is a {type(text).__name__}, not a str") from None
+        raise
 
 
 def _counter_from_json(tokenizer_json: str) -> TokenCounter:
