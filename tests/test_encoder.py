@@ -603,3 +603,40 @@ def test_a_text_that_is_not_valid_unicode_is_named_by_every_call(minilm):
             InputError, match=r"text #1 is not valid Unicode: .*lone surrogate \(U\+D800\) at character 3"
         ):
             call(["fine", broken])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c.pop("intermediate_size"),
+            r"config\.json: intermediate_size missing or not a positive integer",
+        ),
+        (
+            lambda c: c.update(rope_scaling={"type": "ntk"}),
+            r"rope_scaling .* \(only fixed NTK with a positive factor\)",
+        ),
+        (
+            lambda c: c["rope_scaling"].update(factor=0),
+            r"rope_scaling .* \(only fixed NTK with a positive factor\)",
+        ),
+    ],
+    ids=["no-intermediate-size", "ntk-without-factor", "ntk-factor-zero"],
+)
+def test_an_original_config_missing_what_the_translation_needs_is_a_load_error(
+    tiny_gte, tmp_path, change, message
+):
+    # These were a bare KeyError ('intermediate_size', 'factor'), and factor 0 loaded (RoPE base 0).
+    shutil.copytree(tiny_gte, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    change(config)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=message):
+        Encoder.from_pretrained(tmp_path / "m")
+
+
+def test_a_config_json_that_is_not_an_object_is_a_load_error(tiny_gte, tmp_path):
+    shutil.copytree(tiny_gte, tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("[]")
+    with pytest.raises(ModelLoadError, match=r"config\.json is not a model config"):
+        Encoder.from_pretrained(tmp_path / "m")

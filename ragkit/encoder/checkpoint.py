@@ -68,6 +68,8 @@ def inspect_checkpoint(path: Path) -> Checkpoint:
     if not path.is_dir():
         raise ModelLoadError(f"model directory {path} does not exist")
     raw = _read_json(path / "config.json", required=True)
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{path / 'config.json'} is not a model config (a JSON object)")
     model_type = raw.get("model_type")
     if model_type not in SUPPORTED_TYPES:
         raise ModelLoadError(
@@ -87,6 +89,19 @@ def inspect_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(path, model_type, config, _pooling(path, model_type), max_length, position_limit)
 
 
+_ORIGINAL_REQUIRED = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+)
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
 def gte_config_from_original(raw: dict[str, Any], *, source: Path) -> GteConfig:
     """Translate an Alibaba-NLP `NewModel` config into transformers' `GteConfig`.
 
@@ -98,16 +113,23 @@ def gte_config_from_original(raw: dict[str, Any], *, source: Path) -> GteConfig:
         raise ModelLoadError(f"{source}: only rope position embeddings are supported")
     if raw.get("logn_attention_scale") or raw.get("layer_norm_type", "layer_norm") != "layer_norm":
         raise ModelLoadError(f"{source}: logn attention scaling and non-LayerNorm norms are not supported")
+    missing = [key for key in _ORIGINAL_REQUIRED if not isinstance(raw.get(key), int) or raw[key] < 1]
+    if missing:
+        raise ModelLoadError(f"{source}: {', '.join(missing)} missing or not a positive integer")
     head_dim = raw["hidden_size"] // raw["num_attention_heads"]
     theta = float(raw.get("rope_theta", 10000.0))
     scaling = raw.get("rope_scaling") or {}
     if not scaling:
         rope = {"rope_type": "default", "rope_theta": theta}
-    elif scaling.get("type") == "ntk" and "mixed_b" not in scaling:
+    elif (
+        scaling.get("type") == "ntk" and "mixed_b" not in scaling and _positive_number(scaling.get("factor"))
+    ):
         factor = float(scaling["factor"])
         rope = {"rope_type": "linear", "rope_theta": theta * factor, "factor": factor ** (2 / head_dim)}
     else:
-        raise ModelLoadError(f"{source}: rope_scaling {scaling} is not supported (only fixed NTK)")
+        raise ModelLoadError(
+            f"{source}: rope_scaling {scaling} is not supported (only fixed NTK with a positive factor)"
+        )
     return GteConfig(
         vocab_size=raw["vocab_size"],
         hidden_size=raw["hidden_size"],
