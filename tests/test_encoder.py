@@ -640,3 +640,10 @@ def test_a_config_json_that_is_not_an_object_is_a_load_error(tiny_gte, tmp_path)
     (tmp_path / "m" / "config.json").write_text("[]")
     with pytest.raises(ModelLoadError, match=r"config\.json is not a model config"):
         Encoder.from_pretrained(tmp_path / "m")
+
+
+@pytest.mark.parametrize("max_length", [100.0, "100"])
+def test_max_length_must_be_a_whole_number(minilm_path, max_length):
+    # 100.0 loaded, then truncate=True failed with 'slice indices must be integers'; "100" a TypeError.
+    with pytest.raises(InputError, match=r"max_length=.* is not a whole number of tokens"):
+        Encoder.from_pretrained(minilm_path, max_length=max_length)

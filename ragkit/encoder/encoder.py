@@ -278,6 +278,9 @@ def _check_budget(batch_tokens: object) -> int:
 def _check_max_length(requested: int | None, checkpoint: Checkpoint) -> int:
     if requested is None:
         return checkpoint.max_length
+    if isinstance(requested, bool) or not isinstance(requested, Integral):
+        raise InputError(f"max_length={requested!r} is not a whole number of tokens")
+    requested = int(requested)
     if not 2 <= requested <= checkpoint.position_limit:
         raise InputError(
             f"max_length={requested} is outside 2..{checkpoint.position_limit}, the limit of {checkpoint.path}"
