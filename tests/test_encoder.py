@@ -522,14 +522,16 @@ def test_the_limit_falls_back_to_the_tokenizers_when_sentence_bert_config_has_no
 
 
 def test_sentence_transformers_modules_that_ragkit_does_not_run_are_refused(tmp_path, minilm_path):
-    # e.g. LaBSE's Dense layer after pooling: skipping it would give other vectors, of another size.
+    # e.g. LaBSE's Dense layer after pooling: skipping it gave other vectors, of another size.
     from sentence_transformers import SentenceTransformer, models
 
     base = SentenceTransformer(str(minilm_path), device="cpu")
     dense = models.Dense(384, 128, activation_function=torch.nn.Tanh())
-    SentenceTransformer(modules=[base[0], base[1], dense, models.Normalize()], device="cpu").save(
-        str(tmp_path / "d")
-    )
+    model = SentenceTransformer(modules=[base[0], base[1], dense, models.Normalize()], device="cpu")
+    model.save(str(tmp_path / "d"))
+    assert SentenceTransformer(str(tmp_path / "d"), device="cpu").encode(["a text"]).shape == (1, 128)
+    # The pooling in the format of sentence-transformers < 6, which ragkit has always read.
+    shutil.copy(minilm_path / "1_Pooling" / "config.json", tmp_path / "d" / "1_Pooling" / "config.json")
     with pytest.raises(ModelLoadError, match=r"modules\.json: module\(s\) .*Dense are not supported"):
         Encoder.from_pretrained(tmp_path / "d")
 
