@@ -649,3 +649,17 @@ def test_max_length_must_be_a_whole_number(minilm_path, max_length):
     # 100.0 loaded, then truncate=True failed with 'slice indices must be integers'; "100" a TypeError.
     with pytest.raises(InputError, match=r"max_length=.* is not a whole number of tokens"):
         Encoder.from_pretrained(minilm_path, max_length=max_length)
+
+
+def test_a_failed_encode_counts_nothing_and_leaves_no_progress_bar_open(tiny_gte, tmp_path):
+    from tqdm import tqdm
+
+    def huge_embeddings(weights):
+        weights["embeddings.word_embeddings.weight"].mul_(1e38).clamp_(-3e38, 3e38)
+
+    encoder = Encoder.from_pretrained(_damage(tiny_gte, tmp_path / "m", huge_embeddings), max_length=16)
+    with pytest.raises(RagkitError, match="NaN or infinite") as failure:
+        encoder.encode([prose(40, seed=1)], truncate=True, show_progress=True)
+    assert encoder.stats.truncated_texts == encoder.stats.texts == 0  # nothing was embedded, nothing cut
+    # The traceback is kept (as an interactive session keeps sys.last_traceback), and the bar is closed.
+    assert failure.traceback and not [bar for bar in tqdm._instances if bar.desc == "embedding"]

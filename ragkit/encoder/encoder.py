@@ -143,29 +143,42 @@ class Encoder:
         """
         started = time.perf_counter()
         budget = self._default_budget() if batch_tokens is None else _check_budget(batch_tokens)
-        ids = self._fit(self._ids(_check_texts(texts, "encode")), truncate)
+        ids, truncated = self._fit(self._ids(_check_texts(texts, "encode")), truncate)
         lengths = [len(row) for row in ids]  # a text longer than the budget still gets a batch of its own
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         progress = _progress(sum(lengths), show_progress)
-        with torch.inference_mode():
-            for batch in plan_batches(lengths, budget):
-                rows = [ids[i] for i in batch]
-                vectors = self._embed(rows)
-                self._refuse_non_finite(vectors, batch)
-                out[batch] = vectors
-                if progress is not None:
-                    progress.update(sum(len(row) for row in rows))
-        if progress is not None:
-            progress.close()
+        try:
+            with torch.inference_mode():
+                for batch in plan_batches(lengths, budget):
+                    rows = [ids[i] for i in batch]
+                    vectors = self._embed(rows)
+                    self._refuse_non_finite(vectors, batch)
+                    out[batch] = vectors
+                    if progress is not None:
+                        progress.update(sum(len(row) for row in rows))
+        finally:  # a failed call leaves no progress bar open
+            if progress is not None:
+                progress.close()
+        # Counted once the vectors exist, so that a failed call counts nothing.
+        if truncated:
+            self.stats.truncated_texts += truncated[0]
+            self.stats.truncated_tokens += truncated[1]
+            log.warning(
+                "truncated %d text(s) to %d tokens, dropping %d tokens",
+                truncated[0],
+                self.max_length,
+                truncated[1],
+            )
         self.stats.texts += len(ids)
         self.stats.tokens += sum(lengths)
         self.stats.seconds += time.perf_counter() - started
         return out
 
-    def _fit(self, ids: list[list[int]], truncate: bool) -> list[list[int]]:
+    def _fit(self, ids: list[list[int]], truncate: bool) -> tuple[list[list[int]], tuple[int, int] | None]:
+        """The rows cut to max_length when truncating, and (texts cut, tokens dropped) when any were."""
         over = [i for i, row in enumerate(ids) if len(row) > self.max_length]
         if not over:
-            return ids
+            return ids, None
         if not truncate:
             first = over[0]
             raise InputTooLongError(
@@ -173,14 +186,10 @@ class Encoder:
                 f"{len(ids[first])}); split them (ragkit ingest does this by section) or pass truncate=True"
             )
         dropped = sum(len(ids[i]) - self.max_length for i in over)
-        self.stats.truncated_texts += len(over)
-        self.stats.truncated_tokens += dropped
-        log.warning(
-            "truncated %d text(s) to %d tokens, dropping %d tokens", len(over), self.max_length, dropped
-        )
-        return [
+        rows = [
             row if len(row) <= self.max_length else row[: self.max_length - 1] + [self._sep_id] for row in ids
         ]
+        return rows, (len(over), dropped)
 
     def _refuse_non_finite(self, vectors: np.ndarray, batch: list[int]) -> None:
         finite = np.isfinite(vectors).all(axis=1)
