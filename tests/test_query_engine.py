@@ -272,6 +272,11 @@ class ChatServer:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # close() waits for every request: a handler still sleeping out `delay` after a client's timeout
+        # would otherwise fail to write to the closed socket during the next test, whose captured
+        # stderr then opened with the server's traceback (seen in CI).
+        self._httpd.daemon_threads = False
+        self._httpd.block_on_close = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
