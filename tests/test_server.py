@@ -608,6 +608,18 @@ def test_a_sparse_search_embeds_nothing_and_a_dense_one_does(client: httpx.Clien
     assert _metric(client, "ragkit_embedding_tokens_total") > before
 
 
+def test_a_query_over_the_models_limit_is_counted_as_truncated(client: httpx.Client) -> None:
+    """The service's MiniLM reads 256 tokens: a longer query is embedded from its start, and /metrics says
+    how many queries and tokens that left out."""
+    before = _metric(client, "ragkit_truncated_texts_total"), _metric(client, "ragkit_truncated_tokens_total")
+    assert search(client, {"query": TOMATOES, "mode": "dense"}).status_code == 200
+    assert _metric(client, "ragkit_truncated_texts_total") == before[0]
+    long_query = " ".join([TOMATOES] * 60)
+    assert search(client, {"query": long_query, "mode": "dense"}).status_code == 200
+    assert _metric(client, "ragkit_truncated_texts_total") == before[0] + 1
+    assert _metric(client, "ragkit_truncated_tokens_total") > before[1]
+
+
 def _metric(client: httpx.Client, name: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(name + " "):

@@ -162,10 +162,14 @@ class Engine:
             _settle(search.future, partial(retriever.search_vector, vector, search.query, **search.options))
 
     def _encode(self, encoder: Encoder, texts: Sequence[str], **options: Any) -> tuple[np.ndarray, int]:
-        before = encoder.stats.tokens
+        stats = encoder.stats
+        before = (stats.tokens, stats.truncated_texts, stats.truncated_tokens)
         vectors = encoder.encode(texts, **options)
-        tokens = encoder.stats.tokens - before  # exact: only this thread runs the encoder
+        # Exact deltas: only this thread runs the encoder.
+        tokens = stats.tokens - before[0]
         self._metrics.embedding_tokens.inc(tokens)
+        self._metrics.truncated_texts.inc(stats.truncated_texts - before[1])
+        self._metrics.truncated_tokens.inc(stats.truncated_tokens - before[2])
         return vectors, tokens
 
 

@@ -44,6 +44,17 @@ class Metrics:
             "Tokens run through the encoder (queries, answer scoring and ingestion).",
             registry=self.registry,
         )
+        self.truncated_texts = Counter(
+            "ragkit_truncated_texts",
+            "Texts embedded from their first max_length tokens only: queries over the model's limit (BM25 "
+            "still reads all of a query; ingestion refuses an over-long section instead).",
+            registry=self.registry,
+        )
+        self.truncated_tokens = Counter(
+            "ragkit_truncated_tokens",
+            "Tokens left out of embeddings by that truncation.",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "ragkit_engine_queue_depth",
             "Tasks waiting for the engine thread (searches, store calls, ingestion slices).",
