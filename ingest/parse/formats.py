@@ -11,7 +11,6 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
 import lxml.html
@@ -87,8 +86,8 @@ def read_markdown(path: Path) -> Partition:
     except RecursionError:
         logger.warning("%s: Markdown nested too deep to convert; read as plain text", path)
         return Partition([*elements, *partition_text(text=text, languages=NO_LANGUAGE_DETECTION)], title)
-    html = _readable_html(path, html)
-    elements += _partition_html(html, metadata_file_type=FileType.MD)
+    if (html := _readable_html(path, html)) is not None:
+        elements += partition_html(text=html, languages=NO_LANGUAGE_DETECTION, metadata_file_type=FileType.MD)
     return Partition(elements, title)
 
 
@@ -103,7 +102,6 @@ def _is_yaml_mapping(block: str) -> bool:
 
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml\b[^>]*\?>")
 _SKIPPED_BLOCKS = ("details", "summary", "figure", "nav", "form", "main")
-_SKIPPED_BLOCK_TAG = re.compile(r"<(?:details|summary|figure|nav|form|main)\b", re.IGNORECASE)
 
 
 def read_html(path: Path) -> Partition:
@@ -111,31 +109,27 @@ def read_html(path: Path) -> Partition:
     text = decode(path, data, html_charset(data))
     if not text.strip():
         return Partition([])
-    text = _readable_html(path, text)
-    return Partition(_partition_html(text), _html_title(text))
+    if (readable := _readable_html(path, text)) is None:
+        return Partition([])
+    return Partition(partition_html(text=readable, languages=NO_LANGUAGE_DETECTION), _html_title(readable))
 
 
-def _partition_html(text: str, **options: Any) -> list[UElement]:
-    """unstructured's partition_html, where HTML that holds no element at all (only a comment, a
-    doctype or a processing instruction) is a document without text rather than a crash inside it
-    ("cannot parse HTML: AttributeError: 'NoneType' object has no attribute 'xpath'")."""
-    if etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True)) is None:
-        return []
-    return partition_html(text=text, languages=NO_LANGUAGE_DETECTION, **options)
-
-
-def _readable_html(path: Path, text: str) -> str:
-    """HTML that unstructured's partitioner reads whole: none of it too deep, none of it skipped.
+def _readable_html(path: Path, text: str) -> str | None:
+    """HTML that unstructured's partitioner reads whole: none of it too deep, none of it skipped; None
+    for HTML that holds no element at all (only a comment, a doctype or a processing instruction),
+    which has no text, and on which unstructured crashes ("'NoneType' object has no attribute 'xpath'").
 
     An XHTML file's XML declaration goes first: the text is decoded already, and lxml refuses a str
     that declares an encoding, so such a file failed as "cannot parse HTML: ValueError".
     """
-    text = _XML_DECLARATION.sub("", text, count=1)
-    return _with_skipped_blocks_shown(_within_parser_depth(path, text))
+    text = _within_parser_depth(path, _XML_DECLARATION.sub("", text, count=1))
+    root = etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
+    return None if root is None else _with_skipped_blocks_shown(text, root)
 
 
-def _with_skipped_blocks_shown(text: str) -> str:
-    """`text` with the blocks unstructured skips, and a page's <main>, read as the <div>s they act as.
+def _with_skipped_blocks_shown(text: str, root: etree._Element) -> str:
+    """`text` (parsed as `root`) with the blocks unstructured skips, and a page's <main>, read as the
+    <div>s they act as.
 
     unstructured drops <details>, <summary>, <figure>, <nav> and <form> with everything in them as
     likely boilerplate, and of a page with a <main> it reads only that: a collapsed answer, a figure's
@@ -145,10 +139,7 @@ def _with_skipped_blocks_shown(text: str) -> str:
     <del>, fallbacks inside <iframe>, <object>, <svg>) and the words of form controls (<button>,
     <label>, <select>, <textarea>).
     """
-    if not _SKIPPED_BLOCK_TAG.search(text):
-        return text
-    root = etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
-    skipped = [] if root is None else list(root.iter(*_SKIPPED_BLOCKS))
+    skipped = list(root.iter(*_SKIPPED_BLOCKS))
     if not skipped:
         return text
     for element in skipped:
