@@ -6,6 +6,8 @@ import json
 import os
 import random
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -373,6 +375,69 @@ def test_packed_attention_chosen_automatically_falls_back_to_padded_when_it_cann
     assert np.abs(encoder.encode(texts) - gte.encode(texts)).max() < 1e-5
     assert encoder.attention == "padded"
     assert "could not be compiled" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_a_fallback_to_padded_attention_never_switches_the_kernel_under_another_threads_packed_row(
+    tiny_gte, gte, monkeypatch
+):
+    # Thread A's flex attention fails to compile while thread B encodes with the same encoder: B's
+    # packed row must not be in the model when A switches it to padded attention (B's row would then
+    # run, unmasked or with a mask the new kernel ignores, across its texts), and B's vectors are right.
+    import transformers.integrations.flex_attention as flex
+
+    import ragkit.encoder.encoder as module
+
+    monkeypatch.setattr(flex, "is_torchdynamo_compiling", lambda: True)  # flex runs eagerly on the CPU
+    monkeypatch.setattr(module, "pick_attention", lambda *args, **kwargs: "flex")  # as on a CUDA machine
+    encoder = Encoder.from_pretrained(tiny_gte)
+    a_compiling, b_in_model = threading.Event(), threading.Event()
+    real_mask, masks = module.document_mask, []
+
+    def mask_failing_first(lengths, device):
+        masks.append(lengths)
+        if len(masks) == 1:  # thread A's: fails once B is under way (or after a second if B must wait)
+            a_compiling.set()
+            b_in_model.wait(timeout=1)
+            raise _CompileFailed("C++ compile error")
+        return real_mask(lengths, device)
+
+    in_model = []
+
+    def enter(module_, args, kwargs):
+        in_model.append(threading.current_thread().name)
+        if threading.current_thread().name == "B":
+            b_in_model.set()
+            time.sleep(0.3)  # B's forward pass is still running when A falls back
+
+    model = encoder._model
+    handles = [
+        model.register_forward_pre_hook(enter, with_kwargs=True),
+        model.register_forward_hook(lambda *args: in_model.remove(threading.current_thread().name)),
+    ]
+    switches = []
+    switch = model.set_attn_implementation
+    monkeypatch.setattr(
+        model, "set_attn_implementation", lambda name: (switches.append(list(in_model)), switch(name))
+    )
+    monkeypatch.setattr(module, "document_mask", mask_failing_first)
+    texts = [prose(n, seed=n) for n in (3, 200, 40)]
+    results = {}
+
+    def run(name):
+        results[name] = encoder.encode(texts)
+
+    a = threading.Thread(target=run, args=("A",), name="A")
+    a.start()
+    a_compiling.wait(timeout=5)
+    b = threading.Thread(target=run, args=("B",), name="B")
+    b.start()
+    a.join(timeout=30), b.join(timeout=30)
+    for handle in handles:
+        handle.remove()
+    assert switches == [[]], "the kernel was switched while a forward pass was in the model"
+    for name in "AB":
+        assert np.abs(results[name] - gte.encode(texts)).max() < 1e-5, name
 
 
 def test_packed_attention_asked_for_by_name_fails_clearly_when_it_cannot_compile(tiny_gte, monkeypatch):

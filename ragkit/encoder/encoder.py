@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class Encoder:
         self.token_counter = TokenCounter(self._tokenizer)
         self.attention = pick_attention(attention, device, packable=checkpoint.is_gte)
         self._attention_chosen_by_us = attention == "auto"
+        # Packed calls run one at a time, so that a fallback to padded attention (below) never switches
+        # the model's kernel under a packed row still in flight, which would then run without its mask.
+        self._packed_lock = threading.Lock()
         self.packed_weights = pack_weights and can_pack(device, dtype)
         self._model = load_model(
             checkpoint,
@@ -207,22 +211,26 @@ class Encoder:
     def _embed(self, rows: list[list[int]]) -> np.ndarray:
         if self.attention == PADDED:
             return self._embed_padded(rows)
-        try:
-            return self._embed_packed(rows)
-        except TorchDynamoException as exc:  # flex attention is compiled on first use
-            if not self._attention_chosen_by_us:
-                raise ModelLoadError(
-                    f"{self.attention} attention could not be compiled on this machine ({exc}); "
-                    "use attention='auto' or 'padded'"
-                ) from exc
-            log.warning(
-                "%s attention could not be compiled here (%s); using padded SDPA attention instead",
-                self.attention,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            )
-            self._model.set_attn_implementation(IMPLEMENTATION[PADDED])
-            self.attention = PADDED
-            return self._embed_padded(rows)
+        with self._packed_lock:
+            mode = self.attention  # read again: another call may have fallen back while this one waited
+            if mode == PADDED:
+                return self._embed_padded(rows)
+            try:
+                return self._embed_packed(rows, mode)
+            except TorchDynamoException as exc:  # flex attention is compiled on first use
+                if not self._attention_chosen_by_us:
+                    raise ModelLoadError(
+                        f"{mode} attention could not be compiled on this machine ({exc}); "
+                        "use attention='auto' or 'padded'"
+                    ) from exc
+                log.warning(
+                    "%s attention could not be compiled here (%s); using padded SDPA attention instead",
+                    mode,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
+                self._model.set_attn_implementation(IMPLEMENTATION[PADDED])
+                self.attention = PADDED
+        return self._embed_padded(rows)
 
     def _embed_padded(self, rows: list[list[int]]) -> np.ndarray:
         longest = max(len(row) for row in rows)
@@ -240,14 +248,14 @@ class Encoder:
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
         return self._finish(pooled)
 
-    def _embed_packed(self, rows: list[list[int]]) -> np.ndarray:
+    def _embed_packed(self, rows: list[list[int]], mode: str) -> np.ndarray:
         """One row of concatenated texts, positions restarting at each; no compute is spent on padding."""
         lengths = torch.tensor([len(row) for row in rows])
         starts = torch.cumsum(lengths, 0) - lengths
         input_ids = torch.tensor([t for row in rows for t in row], device=self.device).unsqueeze(0)
         position_ids = torch.cat([torch.arange(n) for n in lengths.tolist()]).to(self.device).unsqueeze(0)
         # flash-attn finds the boundaries in position_ids; flex attention needs them as a mask.
-        mask = document_mask(lengths.tolist(), self.device) if self.attention == FLEX else None
+        mask = document_mask(lengths.tolist(), self.device) if mode == FLEX else None
         states = self._model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask)
         states = states.last_hidden_state[0].float()
         if self.pooling.mode == "cls":
