@@ -19,7 +19,7 @@ from typing import Any
 from ingest.parse import SUPPORTED_SUFFIXES
 
 # Bump when parsing or sectioning changes what a file turns into, so existing collections re-ingest.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 _NAMESPACE = uuid.UUID("6c1f3e0a-5d0e-4c55-9a56-2f1b0c7d9e11")
 
 

@@ -343,6 +343,46 @@ def test_html_keeps_the_blocks_unstructured_skips_as_boilerplate(tmp_path: Path)
     assert document.title == "Install guide"
 
 
+def test_html_keeps_what_a_reader_sees_in_noscript_templates_dialogs_and_form_controls(
+    tmp_path: Path,
+) -> None:
+    """unstructured drops all of these; each is text a reader of the page sees (ragkit runs no script,
+    so it is the reader <noscript> is for). A hidden field's and a password's values are not."""
+    path = tmp_path / "pumps.html"
+    path.write_text(
+        "<html><body><h1>Pump finder</h1>"
+        "<noscript><p>Without JavaScript the pump map is a list.</p></noscript>"
+        "<template><p>Centrifugal pumps move water by spinning.</p></template>"
+        "<dialog><p>Pumps ship within two days.</p></dialog>"
+        "<p>Model <del>P-90</del> P-100 replaces it.</p>"
+        '<form><label for="q">Search the catalogue</label>'
+        '<input id="q" value="P-100" placeholder="Type a pump model">'
+        '<input type="hidden" name="token" value="c2VjcmV0"><input type="password" value="hunter2">'
+        '<input type="submit" value="Find pumps"><button>Reset filters</button><button>Help</button>'
+        '<select><optgroup label="Rotary"><option>Gear pumps</option><option>Vane pumps</option>'
+        "</optgroup></select><textarea>Describe the leak</textarea></form>"
+        '<svg><text x="1">Inlet</text><text x="9">Outlet</text></svg>'
+        "</body></html>"
+    )
+
+    document = parse(path)
+
+    assert kinds(document) == [
+        (HEADING, "Pump finder", 1),
+        (TEXT, "Without JavaScript the pump map is a list.", None),
+        (TEXT, "Centrifugal pumps move water by spinning.", None),
+        (TEXT, "Pumps ship within two days.", None),
+        (TEXT, "Model P-90 P-100 replaces it.", None),
+        (
+            TEXT,
+            "Search the catalogue P-100 Type a pump model Find pumps Reset filters Help "
+            "Rotary Gear pumps Vane pumps Describe the leak",
+            None,
+        ),
+        (TEXT, "Inlet Outlet", None),
+    ]
+
+
 def test_markdown_keeps_the_text_of_its_raw_html_details(tmp_path: Path) -> None:
     path = tmp_path / "faq.md"
     path.write_text(

@@ -101,7 +101,17 @@ def _is_yaml_mapping(block: str) -> bool:
 
 
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml\b[^>]*\?>")
-_SKIPPED_BLOCKS = ("details", "summary", "figure", "nav", "form", "main")
+# Blocks unstructured drops with everything in them, read as the <div>s they act as.
+_SKIPPED_BLOCKS = ("details", "summary", "figure", "nav", "form", "main", "noscript", "template", "dialog")
+# Inline elements it drops, read as the inline element each is shown as.
+_SKIPPED_PHRASES = {"label": "span", "del": "s", "svg": "span"}
+# Form controls, each drawn as a box of its own: read as a <span> of the words a reader sees in it,
+# set apart from the words around it.
+_CONTROLS = ("button", "select", "optgroup", "option", "textarea", "input")
+# <input> types whose value a reader does not see as words: not drawn, masked, or a state or a setting.
+_UNSHOWN_INPUT_VALUES = frozenset(
+    {"hidden", "password", "checkbox", "radio", "file", "image", "color", "range"}
+)
 
 
 def read_html(path: Path) -> Partition:
@@ -124,27 +134,61 @@ def _readable_html(path: Path, text: str) -> str | None:
     """
     text = _within_parser_depth(path, _XML_DECLARATION.sub("", text, count=1))
     root = etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
-    return None if root is None else _with_skipped_blocks_shown(text, root)
+    return None if root is None else _with_skipped_text_shown(text, root)
 
 
-def _with_skipped_blocks_shown(text: str, root: etree._Element) -> str:
-    """`text` (parsed as `root`) with the blocks unstructured skips, and a page's <main>, read as the
-    <div>s they act as.
+def _with_skipped_text_shown(text: str, root: etree._Element) -> str:
+    """`text` (parsed as `root`) with what unstructured skips, but a reader of the page sees, renamed to
+    elements whose text it reads. Pages without any of it are passed on untouched.
 
-    unstructured drops <details>, <summary>, <figure>, <nav> and <form> with everything in them as
-    likely boilerplate, and of a page with a <main> it reads only that: a collapsed answer, a figure's
-    code listing and caption, a page laid out inside one <form> were lost without a word. Renamed
-    <div>, their text is read like any other block's. Pages without them are passed on untouched.
-    Still left out: what a browser does not show as text (<script>, <style>, <template>, <noscript>,
-    <del>, fallbacks inside <iframe>, <object>, <svg>) and the words of form controls (<button>,
-    <label>, <select>, <textarea>).
+    unstructured drops as likely boilerplate <details>, <summary>, <figure>, <nav> and <form> with all
+    in them, and of a page with a <main> it reads only that: a collapsed answer, a figure's listing and
+    caption, a page laid out inside one <form> were lost without a word. It drops <noscript>, which is
+    what a reader without scripts sees, and ragkit reads pages without running their scripts;
+    <template>, whose content scripts (or, for a declarative shadow root, the browser itself) put on
+    the page; a <dialog>'s text, shown when it opens as a <details>' text is; <del>, which a browser
+    shows struck through (a changelog's old name is still searched for); the <text> of an inline
+    <svg> diagram; and the words of form controls: a <label>, a <button>'s text, the <option>s (and
+    <optgroup> labels) of a <select>, a <textarea>'s text, and an <input>'s value and placeholder
+    (a button's label, a field's hint), but not the value of a hidden, password, checkbox, radio or
+    other input that shows none. All are read as a <div>, a <span> or an <s> instead.
+
+    Still left out, as no reader sees it as page text: <script>, <style>, the suggestions of a
+    <datalist>, and the fallbacks inside <iframe>, <object>, <video>, <audio> and <canvas>, which a
+    browser that shows the element does not show.
     """
-    skipped = list(root.iter(*_SKIPPED_BLOCKS))
+    skipped = list(root.iter(*_SKIPPED_BLOCKS, *_SKIPPED_PHRASES, *_CONTROLS, "text"))
     if not skipped:
         return text
     for element in skipped:
-        element.tag = "div"
+        if element.tag in _SKIPPED_BLOCKS:
+            element.tag = "div"
+        elif element.tag in _SKIPPED_PHRASES:
+            element.tag = _SKIPPED_PHRASES[element.tag]
+        elif element.tag == "text":  # an <svg>'s: each a label of its own, kept apart from the next
+            element.tail = " " + (element.tail or "")
+        else:
+            _show_control(element)
     return etree.tostring(root, method="html", encoding="unicode")
+
+
+def _show_control(control: etree._Element) -> None:
+    """A form control as a <span> of its visible words, spaced from its neighbours as its box is."""
+    if control.tag == "input":
+        kind = (control.get("type") or "text").strip().lower()
+        shown = [] if kind == "hidden" else [control.get("placeholder")]
+        if kind == "image":
+            shown = [control.get("alt")]  # what stands in for the image, as for an <img>
+        elif kind not in _UNSHOWN_INPUT_VALUES:
+            shown.insert(0, control.get("value"))
+        control.text = " ".join(words for words in shown if words)
+    elif control.tag in ("optgroup", "option") and control.get("label"):
+        control.text = f"{control.get('label')} {control.text or ''}"
+    elif control.tag == "textarea" and control.get("placeholder"):
+        control.text = f"{control.text or ''} {control.get('placeholder')}"
+    control.tag = "span"
+    control.text = f" {control.text or ''}"
+    control.tail = f" {control.tail or ''}"
 
 
 def _within_parser_depth(path: Path, text: str) -> str:
