@@ -104,6 +104,45 @@ def test_a_collection_not_made_by_ragkit_is_refused_rather_than_written_into(tmp
         store.ensure_collection("foreign", dim=4, model="m")
 
 
+def test_a_collection_folder_that_lost_its_schema_keeps_its_points_and_says_how_to_restore_them(
+    tmp_path: Path,
+):
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        store.upsert("docs", [section(i) for i in range(5)])
+    recorded = tmp_path / "collections" / "docs" / "schema.json"
+    kept = recorded.read_text()
+    recorded.unlink()
+    with Store.open(path=tmp_path) as store:
+        assert store.collections() == []
+        with pytest.raises(StoreError) as refused:
+            store.ensure_collection("docs", dim=4, model="m")
+        message = str(refused.value)
+        assert str(tmp_path / "collections" / "docs") in message
+        assert "5 points but no schema.json" in message
+    recorded.write_text(kept)
+    with Store.open(path=tmp_path) as store:
+        assert store.count("docs") == 5
+
+
+def test_a_create_cut_short_leaves_nothing_in_the_way_of_the_next_one(tmp_path: Path):
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("empty", dim=4, model="m")
+    # Left by a create that crashed: an empty shard without its schema (as creates before staging
+    # left them), and a half-made staging folder.
+    (tmp_path / "collections" / "empty" / "schema.json").unlink()
+    (tmp_path / ".creating" / "docs" / "shard").mkdir(parents=True)
+    (tmp_path / ".creating" / "docs" / "shard" / "half-written").write_bytes(b"\0" * 10)
+    with Store.open(path=tmp_path) as store:
+        for name in ("empty", "docs"):
+            assert store.ensure_collection(name, dim=4, model="m").points == 0
+            store.upsert(name, [section(0)])
+        assert store.collections() == ["docs", "empty"]
+    with Store.open(path=tmp_path) as store:
+        assert [store.count(name) for name in ("docs", "empty")] == [1, 1]
+    assert not (tmp_path / ".creating" / "docs").exists()
+
+
 @pytest.mark.parametrize("name", ["", "a/b", "a b", "x" * 256, "..", "ünï"])
 def test_bad_collection_names_are_refused(store: Store, name: str):
     with pytest.raises(InputError, match="collection name"):

@@ -9,9 +9,11 @@ beside it:
     DIR/collections/NAME/shard/         the Edge shard (segments, WAL, payload indexes)
     DIR/collections/NAME/unindexed.json points written or deleted since the last index build
 
-A collection exists once its schema.json does; that file is written last and atomically, so a crash
-while creating leaves a folder that the next create clears. Writes go through Edge's WAL: a process
-killed mid-write comes back at a whole-batch boundary.
+A collection exists once its schema.json does. A new collection is made whole in DIR/.creating/NAME/
+and then moved into collections/ by one rename, so a crash while creating leaves only a staging folder
+that the next create clears; a collection folder without schema.json (lost, or removed by hand) is
+never cleared while its shard holds points. Writes go through Edge's WAL: a process killed mid-write
+comes back at a whole-batch boundary.
 
 Threads: searches run together (Edge releases the GIL for them, and a shard serves concurrent reads);
 writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, so `build_index`
@@ -65,6 +67,7 @@ MARKER = "ragkit-store.json"
 FORMAT = {"format": "ragkit-store", "engine": "qdrant-edge", "version": 1}
 LOCK = ".lock"
 COLLECTIONS = "collections"
+CREATING = ".creating"  # DIR/.creating/NAME: a collection being made, before it is moved into collections/
 SCHEMA_FILE = "schema.json"
 UNINDEXED_FILE = "unindexed.json"
 SHARD = rebuild.SHARD
@@ -124,17 +127,54 @@ class EdgeEngine(Engine):
             if self.exists(name):
                 return
             self._ensure_space(f"create collection {name!r}", NEW_COLLECTION_BYTES)
-            folder = self._dir(name)
-            shutil.rmtree(folder, ignore_errors=True)  # the leftovers of a create that crashed
-            folder.mkdir(parents=True)
-            shard = edge.EdgeShard.create(str(folder / SHARD), _config(schema))
-            for key, kind in schema.indexes.items():
-                shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
-            shard.flush()
-            self._reset_unindexed(name, 0)
-            _write_json(folder / SCHEMA_FILE, schema.to_json())
-            self._shards[name] = shard
+            target = self._dir(name)
+            if target.exists():
+                self._clear_schemaless(name, target)
+            staging = self._folder / CREATING / name
+            shutil.rmtree(staging, ignore_errors=True)  # the leftovers of a create that crashed
+            staging.mkdir(parents=True)
+            shard = edge.EdgeShard.create(str(staging / SHARD), _config(schema))
+            try:
+                for key, kind in schema.indexes.items():
+                    shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
+                shard.flush()
+            finally:
+                shard.close()  # it is loaded again from its final place on first use
+            _write_json(staging / UNINDEXED_FILE, {"points": 0})
+            _write_json(staging / SCHEMA_FILE, schema.to_json())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(target)
+            self._unindexed[name] = 0
             self._schemas[name] = schema
+
+    def _clear_schemaless(self, name: str, folder: Path) -> None:
+        """Remove a collection folder that has no schema.json, but only when its shard holds no points.
+
+        Such a folder is what a create that crashed left before creates were staged, or a collection
+        whose schema.json was lost or removed by hand. Clearing the second would delete every point of
+        the collection without a word, so it is refused, saying how to get the points back.
+        """
+        rebuild.settle(folder)  # a build cut short leaves shard.next/ or shard.old/ beside it
+        points = 0
+        if (folder / SHARD).exists():
+            try:
+                shard = _load(folder / SHARD)
+            except Exception as exc:
+                raise SchemaError(
+                    f"collection {name!r} in {self.where}: {folder} has no {SCHEMA_FILE} and its shard "
+                    f"does not load ({self.describe(exc)}); remove {folder} to create the collection anew"
+                ) from exc
+            try:
+                points = shard.count(edge.CountRequest(exact=True))
+            finally:
+                shard.close()
+        if points:
+            raise SchemaError(
+                f"collection {name!r} in {self.where}: {folder} holds a shard of {points} points but no "
+                f"{SCHEMA_FILE} (lost, or removed by hand), so it was left as it is: put {SCHEMA_FILE} back "
+                f"(from a backup) to use those points, or remove {folder} to create the collection anew"
+            )
+        shutil.rmtree(folder)
 
     def cluster(self, name: str) -> dict[str, int | None]:
         return {}
