@@ -612,6 +612,32 @@ def test_pdf_keeps_a_heading_a_page_even_where_its_number_follows_the_page(tmp_p
     ]
 
 
+def test_pdf_keeps_a_heading_whose_words_also_run_as_the_page_header(tmp_path: Path) -> None:
+    """The title opens page 1 near its top edge, large and bold; the same words run small above the
+    other pages. The running headers go, the title stays."""
+    pages = [
+        [(20, 745, "Pump Maintenance Guide", True), *paragraph(700, "Pumps need oil every week.")],
+        *(
+            [(9, 765, "Pump Maintenance Guide", False), (15, 700, topic, True), *paragraph(670, text)]
+            for topic, text in [
+                ("Seals", "Replace worn seals at once."),
+                ("Bearings", "Grease them monthly."),
+            ]
+        ),
+    ]
+
+    parsed = parse(write_pdf(tmp_path / "guide.pdf", pages))
+
+    assert [(element.kind, element.text, element.level, element.page) for element in parsed.elements] == [
+        (HEADING, "Pump Maintenance Guide", 1, 1),
+        (TEXT, "Pumps need oil every week.", None, 1),
+        (HEADING, "Seals", 2, 2),
+        (TEXT, "Replace worn seals at once.", None, 2),
+        (HEADING, "Bearings", 2, 3),
+        (TEXT, "Grease them monthly.", None, 3),
+    ]
+
+
 def test_pdf_set_all_in_one_style_falls_back_to_text_heuristics(tmp_path: Path) -> None:
     pages = [
         [

@@ -321,22 +321,24 @@ def _without_running_text(boxes: list[_PdfBox]) -> list[_PdfBox]:
 
 
 def _running_boxes(zone: list[_PdfBox], body_size: float, bold_marks: bool) -> set[_PdfBox]:
-    """The zone's running text: page numbers, the same words on more than one page, and words with a
-    number that moves with the page ("Manual — 3" on page 3, "Manual — 4" on page 4).
+    """The zone's running text: page numbers, the same words in the same type on more than one page,
+    and words with a number that moves with the page ("Manual — 3" on page 3, "Manual — 4" on page 4).
 
+    A running header is set alike on every page, so words repeated in another type are not one: a
+    title set large at the top of page 1 stays, where the same words run small above pages 2 and 3.
     Headings at the tops of pages differ in their numbers too ("Chapter 1" on page 1, "Chapter 2" on
     page 5), but theirs do not move with the pages; where they do (a chapter a page), a box set as a
     heading is still kept. The set is only asked for membership (boxes hash by id).
     """
-    pages_by_text: dict[str, set[int]] = {}
+    pages_by_style: dict[tuple[str, float, bool], set[int]] = {}
     for box in zone:
-        pages_by_text.setdefault(_running_text(box), set()).add(box.page)
+        pages_by_style.setdefault((_running_text(box), box.size, box.bold), set()).add(box.page)
     numbered = _numbered_by_page(zone)
     return {
         box
         for box in zone
         if _PAGE_NUMBER.match(box.element.text)
-        or len(pages_by_text[_running_text(box)]) > 1
+        or len(pages_by_style[(_running_text(box), box.size, box.bold)]) > 1
         or (box in numbered and not _looks_like_heading(box, body_size, bold_marks))
     }
 
