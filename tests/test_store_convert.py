@@ -10,8 +10,9 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from ragkit.cli import main
-from ragkit.errors import StoreError
+from ragkit.errors import StoreError, StoreLockedError
 from ragkit.store import Store, point_id, section_payload
+from ragkit.store.convert import convert_legacy
 
 SECTIONS = [
     (("Admin guide", "Keys"), "Rotate the API key every ninety days."),
@@ -99,3 +100,36 @@ def test_a_conversion_stopped_between_its_two_renames_is_finished_by_running_it_
         assert store.count("manuals") == 3
     assert (tmp_path / "store.qdrant-local-backup" / "meta.json").is_file()
     assert not (tmp_path / "store.converting").exists()
+
+
+def test_a_conversion_refused_because_another_is_running_leaves_that_ones_copy_alone(tmp_path: Path):
+    folder = tmp_path / "store"
+    write_legacy_store(folder)
+    # Another conversion holds the old folder and is writing its copy beside it.
+    running = QdrantClient(path=str(folder))
+    copy = tmp_path / "store.converting"
+    copy.mkdir()
+    (copy / "being-written").write_text("points")
+    try:
+        with pytest.raises(StoreLockedError, match="in use by another process"):
+            convert_legacy(folder, embedded_text=lambda payload: payload["text"])
+        assert (copy / "being-written").is_file()
+    finally:
+        running.close()
+
+
+def test_a_failed_conversion_leaves_the_old_folder_as_it_was_and_no_partial_copy(tmp_path: Path):
+    folder = tmp_path / "store"
+    write_legacy_store(folder)
+    client = QdrantClient(path=str(folder))
+    client.create_collection(
+        "unrecorded",
+        vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)},
+        metadata={"dim": 8, "ragkit_schema": 1},  # no recorded model
+    )
+    client.close()
+    with pytest.raises(StoreError, match="'unrecorded' was not written by ragkit schema 1"):
+        convert_legacy(folder, embedded_text=lambda payload: payload["text"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    with pytest.raises(StoreError, match="ragkit store convert"):
+        Store.open(path=folder)

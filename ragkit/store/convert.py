@@ -62,20 +62,27 @@ def convert_legacy(folder: Path, *, embedded_text: Callable[[dict[str, Any]], st
         raise InputError(f"{folder} is not a store folder of an earlier ragkit (no meta.json + collection/)")
     if backup.exists():
         raise InputError(f"{backup} exists already: move it away, then convert again")
-    shutil.rmtree(work, ignore_errors=True)  # an earlier, interrupted conversion
     try:
         old = QdrantClient(path=str(folder))
     except RuntimeError as exc:
         raise StoreLockedError(
-            f"the store {folder} is in use by another process: stop it, then convert"
+            f"the store {folder} is in use by another process (a conversion of it, or a program of an "
+            "earlier ragkit): stop it, then convert"
         ) from exc
     result = Conversion(folder=folder, backup=backup)
     try:
-        with Store.open(path=work) as new:
-            for collection in sorted(c.name for c in old.get_collections().collections):
-                result.collections[collection] = _copy(old, new, collection, embedded_text)
-            for collection in result.collections:
-                result.index_seconds += new.build_index(collection)
+        # Only with the old folder held: the work folder may be another conversion's, still being written.
+        shutil.rmtree(work, ignore_errors=True)  # an earlier, interrupted conversion
+        new = Store.open(path=work)
+        try:
+            with new:
+                for collection in sorted(c.name for c in old.get_collections().collections):
+                    result.collections[collection] = _copy(old, new, collection, embedded_text)
+                for collection in result.collections:
+                    result.index_seconds += new.build_index(collection)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)  # a partial copy; the old folder is as it was
+            raise
     finally:
         old.close()
     folder.rename(backup)
@@ -95,6 +102,7 @@ def _copy(old: Any, new: Store, name: str, embedded_text: Callable[[dict[str, An
     vectors = config.params.vectors
     if (
         meta.get("ragkit_schema") != LEGACY_SCHEMA
+        or not isinstance(meta.get("model"), str)
         or not isinstance(vectors, dict)
         or names.DENSE not in vectors
     ):
