@@ -638,6 +638,46 @@ def test_pdf_keeps_a_heading_whose_words_also_run_as_the_page_header(tmp_path: P
     ]
 
 
+def test_pdf_of_two_pages_drops_a_footer_whose_number_follows_the_page(tmp_path: Path) -> None:
+    """On two pages a running footer is known by standing on both, at one height, in one type."""
+    pages = [
+        [*paragraph(700, "Pumps need oil every week."), (9, 30, "Field manual - 1", False)],
+        [*paragraph(700, "Replace worn seals at once."), (9, 30, "Field manual - 2", False)],
+    ]
+
+    parsed = parse(write_pdf(tmp_path / "manual.pdf", pages))
+
+    assert all_text(parsed) == "Pumps need oil every week. Replace worn seals at once."
+
+
+def test_pdf_of_two_pages_keeps_numbered_lines_at_other_heights_or_set_as_headings(tmp_path: Path) -> None:
+    """Numbered like running text, page by page, but a caption sits where its figure ends, and a part
+    a page is set as a heading."""
+    pages = [
+        [
+            (14, 750, "Part 1", True),
+            *paragraph(700, "Pumps need oil every week."),
+            (9, 40, "Figure 1", False),
+        ],
+        [
+            (14, 750, "Part 2", True),
+            *paragraph(700, "Replace worn seals at once."),
+            (9, 25, "Figure 2", False),
+        ],
+    ]
+
+    parsed = parse(write_pdf(tmp_path / "manual.pdf", pages))
+
+    assert [(element.kind, element.text, element.page) for element in parsed.elements] == [
+        (HEADING, "Part 1", 1),
+        (TEXT, "Pumps need oil every week.", 1),
+        (TEXT, "Figure 1", 1),
+        (HEADING, "Part 2", 2),
+        (TEXT, "Replace worn seals at once.", 2),
+        (TEXT, "Figure 2", 2),
+    ]
+
+
 def test_pdf_set_all_in_one_style_falls_back_to_text_heuristics(tmp_path: Path) -> None:
     pages = [
         [

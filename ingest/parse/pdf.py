@@ -90,8 +90,10 @@ _HEADING_SIZE_RATIO = 1.15
 _HEADING_MAX_WORDS = 15
 _BOLD_SHARE = 0.9
 # Pages a header or footer must run across with its number moving with the page to be taken for
-# running text: on two, "Chapter 1" and "Chapter 2" may open pages 1 and 2 by chance.
+# running text: on two, "Chapter 1" and "Chapter 2" may open pages 1 and 2 by chance. A document of
+# fewer pages has it on every page, at one height from the page's edge (within this many points).
 _MIN_RUNNING_PAGES = 3
+_SAME_HEIGHT = 2.0
 _NUMBER = re.compile(r"\d+")
 
 
@@ -104,6 +106,7 @@ class _PdfBox:
     size: float
     bold: bool
     chars: int
+    edge: float  # points from the top of the page to the box's top, or from its bottom to the page's
 
 
 def read_pdf(path: Path) -> Partition:
@@ -120,7 +123,7 @@ def read_pdf(path: Path) -> Partition:
             f"{path}: no extractable text ({pages} pages without a text layer: a scanned PDF needs OCR, "
             "which ragkit does not run)"
         )
-    return Partition(_classify_pdf_boxes(boxes), title)
+    return Partition(_classify_pdf_boxes(boxes, pages), title)
 
 
 def _check_pdf_complete(path: Path, file: BinaryIO) -> None:
@@ -240,6 +243,7 @@ def _page_boxes(layout: LTPage, page_number: int) -> Iterator[_PdfBox]:
         if not text:
             continue
         x1, y1, x2, y2 = box.x0, layout.height - box.y1, box.x1, layout.height - box.y0
+        top = (y1 + y2) / 2 < layout.height / 2
         points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
         # Classified as unstructured's fast path does: bullets, numbered items, prose, title, and by
         # position header (top 7 % of the page) or footer (bottom 7 %).
@@ -254,6 +258,7 @@ def _page_boxes(layout: LTPage, page_number: int) -> Iterator[_PdfBox]:
             size=sizes.most_common(1)[0][0] if sizes else 0.0,
             bold=bool(chars) and bold >= _BOLD_SHARE * len(chars),
             chars=len(chars),
+            edge=y1 if top else box.y0,
         )
 
 
@@ -276,7 +281,7 @@ def _pdf_info_title(document: PDFDocument) -> str | None:
     return None
 
 
-def _classify_pdf_boxes(boxes: list[_PdfBox]) -> list[UElement]:
+def _classify_pdf_boxes(boxes: list[_PdfBox], pages: int) -> list[UElement]:
     """Drop running headers/footers, then let typography decide headings where the PDF has any.
 
     A heading in a PDF is set larger or bold; unstructured's text heuristics alone call "How parsing
@@ -284,7 +289,7 @@ def _classify_pdf_boxes(boxes: list[_PdfBox]) -> list[UElement]:
     those are the headings (levels by style, largest first) and unstyled "titles" are text; a PDF
     that sets headings like body text keeps the heuristic titles, all at level 1.
     """
-    boxes = _without_running_text(boxes)
+    boxes = _without_running_text(boxes, pages)
     body_size, bold_marks = _body_size(boxes), _bold_marks(boxes)
     styled = {box for box in boxes if _looks_like_heading(box, body_size, bold_marks)}
     styles = sorted({(box.size, box.bold) for box in styled}, reverse=True)
@@ -300,14 +305,14 @@ def _classify_pdf_boxes(boxes: list[_PdfBox]) -> list[UElement]:
     return elements
 
 
-def _without_running_text(boxes: list[_PdfBox]) -> list[_PdfBox]:
+def _without_running_text(boxes: list[_PdfBox], pages: int) -> list[_PdfBox]:
     """Drop header/footer-zone text that is a page number or runs across pages; keep the rest.
 
     A footnote or a title near the page edge is content, so position alone does not condemn a box:
     such text is classified again as if it stood in the body.
     """
     zone = [box for box in boxes if box.element.category in ("Header", "Footer")]
-    running = _running_boxes(zone, _body_size(boxes), _bold_marks(boxes))
+    running = _running_boxes(zone, pages, _body_size(boxes), _bold_marks(boxes))
     kept = []
     for box in boxes:
         if box in running:
@@ -320,7 +325,7 @@ def _without_running_text(boxes: list[_PdfBox]) -> list[_PdfBox]:
     return kept
 
 
-def _running_boxes(zone: list[_PdfBox], body_size: float, bold_marks: bool) -> set[_PdfBox]:
+def _running_boxes(zone: list[_PdfBox], pages: int, body_size: float, bold_marks: bool) -> set[_PdfBox]:
     """The zone's running text: page numbers, the same words in the same type on more than one page,
     and words with a number that moves with the page ("Manual — 3" on page 3, "Manual — 4" on page 4).
 
@@ -333,7 +338,7 @@ def _running_boxes(zone: list[_PdfBox], body_size: float, bold_marks: bool) -> s
     pages_by_style: dict[tuple[str, float, bool], set[int]] = {}
     for box in zone:
         pages_by_style.setdefault((_running_text(box), box.size, box.bold), set()).add(box.page)
-    numbered = _numbered_by_page(zone)
+    numbered = _numbered_by_page(zone, pages)
     return {
         box
         for box in zone
@@ -343,24 +348,31 @@ def _running_boxes(zone: list[_PdfBox], body_size: float, bold_marks: bool) -> s
     }
 
 
-def _numbered_by_page(zone: list[_PdfBox]) -> set[_PdfBox]:
-    """Boxes with a number that moves with the page: on at least `_MIN_RUNNING_PAGES` pages the same
-    words and other numbers, and this number the same offset from the page's ("Manual — 3" on page 3,
-    "Manual — 4" on page 4; "Manual — 1" from the fifth page on; "3-1", "3-2" through chapter 3)."""
-    alike: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int], list[_PdfBox]] = {}
+def _numbered_by_page(zone: list[_PdfBox], pages: int) -> set[_PdfBox]:
+    """Boxes with a number that moves with the page: in one type, with the same words and other
+    numbers, and this number the same offset from the page's ("Manual — 3" on page 3, "Manual — 4" on
+    page 4; "Manual — 1" from the fifth page on; "3-1", "3-2" through chapter 3), on at least
+    `_MIN_RUNNING_PAGES` pages, or on every page of a shorter document at one height from the edge."""
+    alike: dict[tuple[object, ...], list[_PdfBox]] = {}
     for box in zone:
         text = _running_text(box)
         words, numbers = tuple(_NUMBER.split(text)), _NUMBER.findall(text)
         for place, number in enumerate(numbers):
             if len(number) < 10:  # longer is no page number (and int() refuses over 4,300 digits)
-                key = (words, tuple(numbers[:place]), tuple(numbers[place + 1 :]), int(number) - box.page)
-                alike.setdefault(key, []).append(box)
-    return {
-        box
-        for boxes in alike.values()
-        if len({box.page for box in boxes}) >= _MIN_RUNNING_PAGES
-        for box in boxes
-    }
+                offset = int(number) - box.page
+                key = (words, tuple(numbers[:place]), tuple(numbers[place + 1 :]), offset)
+                alike.setdefault((*key, box.size, box.bold), []).append(box)
+    return {box for boxes in alike.values() if _runs_across(boxes, pages) for box in boxes}
+
+
+def _runs_across(boxes: list[_PdfBox], pages: int) -> bool:
+    """Whether boxes alike but for a page's number run across enough of the document's pages."""
+    on = len({box.page for box in boxes})
+    if on >= _MIN_RUNNING_PAGES:
+        return True
+    edges = [box.edge for box in boxes]
+    one_edge = len({box.element.category for box in boxes}) == 1  # all headers, or all footers
+    return on == pages > 1 and one_edge and max(edges) - min(edges) <= _SAME_HEIGHT
 
 
 def _running_text(box: _PdfBox) -> str:
