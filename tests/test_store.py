@@ -4,6 +4,7 @@ names one engine."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import socket
@@ -320,6 +321,58 @@ def test_vectors_of_the_wrong_size_or_with_nan_are_refused_before_the_engine(sto
     with pytest.raises(InputError, match="no text for its BM25 vector"):
         store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, 0, 0, 0], {})])
     assert store.count("docs") == 0
+
+
+UNSTORABLE_PAYLOADS = {
+    "an integer past 64 bits": (2**64, r"\['v'\] is the integer 18446744073709551616, outside the 64 bits"),
+    "NaN": (float("nan"), r"\['v'\] is nan, which JSON cannot hold"),
+    "infinity in a list": ([1.0, float("inf")], r"\['v'\]\[1\] is inf"),
+    "bytes": (b"ab", r"\['v'\] is a bytes"),
+    "a set": ({"a"}, r"\['v'\] is a set"),
+    "a date": (datetime.date(2020, 1, 1), r"\['v'\] is a date"),
+    "a numpy datetime": (np.datetime64("2020-01-01"), r"\['v'\] is a date"),
+    "a key that is not a string": ({1: "a"}, r"\['v'\] has the key 1; payload keys must be strings"),
+    "a lone surrogate": ({"w": "caf\ud800e"}, r"\['v'\]\['w'\] holds a lone surrogate"),
+}
+
+
+@pytest.mark.parametrize("value, message", UNSTORABLE_PAYLOADS.values(), ids=UNSTORABLE_PAYLOADS.keys())
+def test_a_payload_value_that_json_cannot_hold_is_refused_naming_the_point_and_key(
+    store: Store, value, message: str
+):
+    # Before, each engine did its own thing: Edge rounded 2**64 to a float and turned bytes into a list,
+    # qdrant-client kept sets, dates and int keys (converted) and NaN, and Edge refused those cryptically.
+    store.ensure_collection("docs", dim=4, model="m")
+    pid = point_id("d", 0, "t")
+    with pytest.raises(InputError, match=rf"point '{pid}': payload{message}"):
+        store.upsert("docs", [section(0), Point(pid, [1.0, 0, 0, 0], {"v": value}, text="t")])
+    assert store.count("docs") == 0
+
+
+def test_numpy_values_and_tuples_in_a_payload_are_stored_as_plain_json_on_both_engines(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    payload = {
+        "text": np.str_("t"),
+        "n": np.int64(7),
+        "x": np.float32(1.5),
+        "ok": np.bool_(True),
+        "pair": (1, 2),
+        "row": np.array([0.5, 2.0]),
+        "big": 2**64 - 1,
+    }
+    store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, 0, 0, 0], payload)])
+    [(_, stored)] = store.scroll_payloads("docs", list(payload))
+    assert stored == {
+        "text": "t",
+        "n": 7,
+        "x": 1.5,
+        "ok": True,
+        "pair": [1, 2],
+        "row": [0.5, 2.0],
+        "big": 2**64 - 1,
+    }
+    assert [type(stored[key]) for key in ("n", "x", "ok")] == [int, float, bool]
+    assert store.count("docs", {"ok": True}) == 1
 
 
 def test_open_needs_exactly_one_of_path_and_url(tmp_path: Path):
