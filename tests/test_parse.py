@@ -512,6 +512,31 @@ def test_email_subject_is_the_title_and_body_the_text(tmp_path: Path) -> None:
     assert all_text(parsed) == "The nightly rebuild finished without errors. It took forty minutes."
 
 
+def test_an_html_email_body_is_read_as_an_html_file_is(tmp_path: Path) -> None:
+    """Nested past libxml2's depth, with a <main>, a <details> and a button; and one holding no element."""
+    deep = "<div>" * 300 + "<p>The spare key is under the mat.</p>" + "</div>" * 300
+    bodies = {
+        "deep.eml": f"<html><body>{deep}</body></html>",
+        "main.eml": "<html><body><main><p>Inside the main part.</p></main><p>Sent from the depot.</p>"
+        "<details><p>Collapsed reply.</p></details><button>Confirm</button></body></html>",
+        "empty.eml": "<!-- nothing here -->",
+    }
+    for name, html in bodies.items():
+        message = EmailMessage()
+        message["Subject"] = "Depot notes"
+        message.set_content("The plain-text part.\n")
+        message.add_alternative(html, subtype="html")
+        (tmp_path / name).write_bytes(bytes(message))
+
+    assert all_text(parse(tmp_path / "deep.eml")) == "The spare key is under the mat."
+    assert parse(tmp_path / "main.eml").title == "Depot notes"
+    assert all_text(parse(tmp_path / "main.eml")) == (
+        "Inside the main part. Sent from the depot. Collapsed reply. Confirm"
+    )
+    with pytest.raises(ParseError, match=r"empty\.eml: no extractable text$"):
+        parse(tmp_path / "empty.eml")
+
+
 def test_email_attachments_are_named_in_the_log_not_merged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,7 +21,6 @@ from unstructured.documents.elements import Element as UElement
 from unstructured.documents.elements import ElementMetadata, NarrativeText, Text, Title
 from unstructured.file_utils.model import FileType
 from unstructured.partition.docx import partition_docx
-from unstructured.partition.email import partition_email
 from unstructured.partition.html import partition_html
 from unstructured.partition.pptx import partition_pptx
 from unstructured.partition.text import partition_text
@@ -279,19 +278,26 @@ def _ooxml_title(path: Path) -> str | None:
 def read_email(path: Path) -> Partition:
     """The message body (HTML part preferred, for its structure); the subject is the title.
 
-    Attachments are other documents; they are named in the log rather than merged into this one.
+    The body is read as an .html or .txt file is: unstructured's partition_email hands an HTML body
+    to its HTML partitioner as it stands, so a body nested deeper than libxml2 reads lost its text,
+    one holding no element crashed the partitioner, and what it skips as boilerplate (a <main>'s
+    surroundings, <details>, form controls) was lost. Attachments are other documents; they are
+    named in the log rather than merged into this one.
     """
     data = path.read_bytes()
     refuse_nul_bytes(path, data)
     check_is_text(path, data.decode("utf-8", errors="replace"))  # MIME parts declare their own charsets
-    attachments = [
-        part.get_filename() or part.get_content_type()
-        for part in email.message_from_bytes(data, policy=email.policy.default).iter_attachments()
-    ]
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    attachments = [part.get_filename() or part.get_content_type() for part in message.iter_attachments()]
     if attachments:
         logger.warning("%s: attachments not indexed: %s", path, ", ".join(attachments))
-    elements = partition_email(
-        file=io.BytesIO(data), process_attachments=False, languages=NO_LANGUAGE_DETECTION
-    )
-    subject = next((element.metadata.subject for element in elements if element.metadata.subject), None)
-    return Partition(elements, subject)
+    subject = message["subject"]
+    body = message.get_body(preferencelist=("html", "plain"))
+    content = "" if body is None else body.get_content()
+    if body is None or not content.strip():
+        return Partition([], subject)
+    if body.get_content_type() == "text/plain":
+        return Partition(partition_text(text=content, languages=NO_LANGUAGE_DETECTION), subject)
+    if (readable := _readable_html(path, content)) is None:
+        return Partition([], subject)
+    return Partition(partition_html(text=readable, languages=NO_LANGUAGE_DETECTION), subject)
