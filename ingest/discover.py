@@ -21,6 +21,7 @@ from ingest.parse import SUPPORTED_SUFFIXES
 # Bump when parsing or sectioning changes what a file turns into, so existing collections re-ingest.
 PIPELINE_VERSION = 3
 _NAMESPACE = uuid.UUID("6c1f3e0a-5d0e-4c55-9a56-2f1b0c7d9e11")
+NOT_UTF8 = "the path is not valid UTF-8, and a collection stores it as text: rename the file to ingest it"
 
 
 @dataclass
@@ -62,9 +63,15 @@ def discover(roots: Iterable[Path]) -> Discovery:
             _cannot_list(found, root, f"not a regular file or a folder ({_kind(mode)})")
             continue
         for path in candidates:
-            if path not in seen:
-                seen.add(path)
-                (found.files if path.suffix.lower() in SUPPORTED_SUFFIXES else found.unsupported).append(path)
+            if path in seen:
+                continue
+            seen.add(path)
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                found.unsupported.append(path)
+            elif not _is_text(path):
+                found.failed.append((path, NOT_UTF8))
+            else:
+                found.files.append(path)
     found.failed = sorted(set(found.failed))  # overlapping roots meet the same folder twice
     found.skipped = sorted(set(found.skipped))
     return found
@@ -105,6 +112,17 @@ def _is_file(path: Path, found: Discovery) -> bool:
     if not stat.S_ISREG(mode):
         found.skipped.append((path, f"not a regular file ({_kind(mode)})"))
     return stat.S_ISREG(mode)
+
+
+def _is_text(path: Path) -> bool:
+    """Whether the path is text. A name that is not UTF-8 (an old archive's Latin-1 names) reaches
+    Python as lone surrogates, which neither the document's id nor its stored `source` can hold: it
+    is that file's failure, found here, not an encoding error that stops the whole job."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cannot_list(found: Discovery, path: Path, cause: str) -> None:

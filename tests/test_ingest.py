@@ -233,6 +233,19 @@ def test_prune_keeps_the_documents_of_a_missing_root(tmp_path):
     assert points(tmp_path / "store", "docs") == before
 
 
+def test_a_file_whose_name_is_not_utf8_fails_alone_and_the_job_goes_on(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    latin1 = os.fsencode(corpus) + b"/caf\xe9.md"  # as unpacked from an old archive
+    with open(latin1, "w") as file:
+        file.write("# Caf\u00e9\n\nEspresso and croissants.\n")
+    name = Path(os.fsdecode(latin1))
+    report = ingest(tmp_path / "store", corpus, report=tmp_path / "report.json")
+    assert report.documents_seen == 4 and report.documents_ingested == 3
+    assert report.documents_failed == [{"path": str(name), "error": f"{name}: {discover.NOT_UTF8}"}]
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert written["documents_failed"] == report.documents_failed
+
+
 def test_hidden_files_are_left_out_of_folders_but_not_when_named(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     (corpus / ".drafts").mkdir()
