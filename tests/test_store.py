@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from ragkit.errors import (
     StoreError,
     StoreLockedError,
 )
-from ragkit.store import CollectionOptions, Point, Store, parse_filters, point_id
+from ragkit.store import CollectionOptions, Point, SchemaError, Store, parse_filters, point_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,6 +104,57 @@ def test_a_collection_not_made_by_ragkit_is_refused_rather_than_written_into(tmp
         pytest.raises(StoreError, match="'foreign'.*not created by ragkit"),
     ):
         store.ensure_collection("foreign", dim=4, model="m")
+
+
+DAMAGED_SCHEMAS = {
+    "not an object": ("[1, 2]", "not created by ragkit"),
+    "a number": ("5", "not created by ragkit"),
+    "a string": ('"model"', "not created by ragkit"),
+    "newer": ({"ragkit_schema": 3}, "ragkit schema 3, written by a newer ragkit"),
+    "dim a string": ({"dim": "4"}, "dim '4' is not a positive integer"),
+    "dim a fraction": ({"dim": 4.5}, "dim 4.5 is not a positive integer"),
+    "dim zero": ({"dim": 0}, "dim 0 is not a positive integer"),
+    "model a number": ({"model": 5}, "model 5 is not a model name"),
+    "unknown index kind": ({"indexes": {"doc_id": "fulltext"}}, "indexes .* is not a mapping"),
+    "unknown quantization": ({"quantize": "int4"}, "quantize 'int4' is not one of int8"),
+    "bm25 flag a string": ({"bm25": {"stemming": "no"}}, "stemming and stopwords must be true or false"),
+    "bm25 k a string": ({"bm25": {"k": "1.2"}}, "k, b and avg_len must be finite numbers"),
+}
+
+
+@pytest.mark.parametrize("damage, message", DAMAGED_SCHEMAS.values(), ids=DAMAGED_SCHEMAS.keys())
+def test_a_damaged_or_foreign_schema_file_is_refused_naming_the_file_and_the_fault(
+    tmp_path: Path, damage, message: str
+):
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        store.upsert("docs", [section(0)])
+    recorded = tmp_path / "collections" / "docs" / "schema.json"
+    if isinstance(damage, dict):
+        damage = json.dumps(json.loads(recorded.read_text()) | damage)
+    recorded.write_text(damage)
+    with Store.open(path=tmp_path) as store, pytest.raises(SchemaError) as refused:
+        store.search("docs", [1, 0, 0, 0])
+    assert re.search(message, str(refused.value))
+    assert f"collection 'docs' in the local store {tmp_path} ({recorded})" in str(refused.value)
+
+
+@pytest.mark.parametrize("marker", ["[]", '{"version": 2}'])
+def test_a_store_folder_of_another_format_is_refused_naming_its_marker(tmp_path: Path, marker: str):
+    (tmp_path / "ragkit-store.json").write_text(marker)
+    with pytest.raises(
+        StoreError, match=r"a ragkit store of format .*ragkit-store.json\); this ragkit reads"
+    ):
+        Store.open(path=tmp_path)
+
+
+def test_a_server_collection_of_a_newer_schema_says_a_newer_ragkit_wrote_it():
+    with Store.open(url=":memory:") as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        client = store._engine._client
+        client.update_collection("docs", metadata={"ragkit_schema": 3})
+        with pytest.raises(SchemaError, match="'docs' .* has ragkit schema 3, written by a newer ragkit"):
+            store.schema("docs")
 
 
 def test_a_collection_folder_that_lost_its_schema_keeps_its_points_and_says_how_to_restore_them(

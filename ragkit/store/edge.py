@@ -186,7 +186,7 @@ class EdgeEngine(Engine):
                 raw = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise SchemaError(f"cannot read the schema of collection {name!r} ({path}): {exc}") from exc
-            self._schemas[name] = Schema.from_json(raw, f"collection {name!r} in {self.where}")
+            self._schemas[name] = Schema.from_json(raw, f"collection {name!r} in {self.where} ({path})")
         return self._schemas[name]
 
     def add_index(self, name: str, field: str, kind: str) -> None:
@@ -519,9 +519,10 @@ def _mark(folder: Path) -> None:
             recorded = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StoreError(f"{marker} is unreadable ({exc}); is {folder} a ragkit store?") from exc
-        if recorded.get("version") != FORMAT["version"]:
+        version = recorded.get("version") if isinstance(recorded, dict) else None
+        if version != FORMAT["version"]:
             raise StoreError(
-                f"{folder} is a ragkit store of format {recorded.get('version')!r}; this ragkit reads format "
+                f"{folder} is a ragkit store of format {version!r} ({marker}); this ragkit reads format "
                 f"{FORMAT['version']}: use a matching ragkit version"
             )
         return

@@ -8,6 +8,7 @@ is recorded with it: as collection metadata on a server, as `schema.json` beside
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -81,6 +82,13 @@ class Bm25Settings:
             raise InputError(
                 f"BM25 language must be a language name such as 'english', got {self.language!r}"
             )
+        if not all(isinstance(flag, bool) for flag in (self.stemming, self.stopwords)):
+            raise InputError(f"BM25 stemming and stopwords must be true or false, got {self}")
+        numbers = (self.k, self.b, self.avg_len)
+        if any(
+            isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n) for n in numbers
+        ):
+            raise InputError(f"BM25 k, b and avg_len must be finite numbers, got {self}")
         if not 0 <= self.b <= 1 or self.k < 0 or self.avg_len <= 0:
             raise InputError(f"BM25 needs 0 <= b <= 1, k >= 0 and avg_len > 0, got {self}")
 
@@ -158,27 +166,58 @@ class Schema:
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any], where: str) -> Schema:
-        """The recorded schema; an older or foreign one is an error that says what to do about it."""
-        if "model" not in raw:
+    def from_json(cls, raw: Any, where: str) -> Schema:
+        """The recorded schema; an older, newer, foreign or malformed one is an error that says what to do.
+
+        Every field is checked here, once: a damaged record must not open as a collection that then
+        searches as quantized, or fails on its first index, because one value in it was wrong.
+        """
+        if not isinstance(raw, Mapping) or "model" not in raw:
             raise SchemaError(f"{where} was not created by ragkit: it has no recorded model")
         version = raw.get("ragkit_schema")
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{where} has ragkit schema {version}, written by a newer ragkit; this ragkit reads schema "
+                f"{SCHEMA_VERSION}: open it with the ragkit version that wrote it, or a later one"
+            )
         if version != SCHEMA_VERSION:
             raise SchemaError(
                 f"{where} has ragkit schema {version!r}, this ragkit reads schema {SCHEMA_VERSION} "
                 "(dense + BM25 vectors): re-ingest into a new collection, or for an embedded store folder "
                 "written by an earlier ragkit run `ragkit store convert DIR`"
             )
-        try:
-            return cls(
-                model=raw["model"],
-                dim=int(raw["dim"]),
-                bm25=Bm25Settings(**raw.get("bm25", {})),
-                indexes=dict(raw.get("indexes", BUILTIN_INDEXES)),
-                quantize=raw.get("quantize"),
-            )
-        except (TypeError, ValueError, KeyError) as exc:
-            raise SchemaError(f"{where} has a malformed recorded schema: {exc}") from exc
+        problem = _malformed(raw)
+        if problem is None:
+            try:
+                return cls(
+                    model=raw["model"],
+                    dim=raw["dim"],
+                    bm25=Bm25Settings(**raw.get("bm25", {})),
+                    indexes=dict(raw.get("indexes", BUILTIN_INDEXES)),
+                    quantize=raw.get("quantize"),
+                )
+            except (TypeError, ValueError, InputError) as exc:
+                problem = str(exc)
+        raise SchemaError(f"{where} has a malformed recorded schema: {problem}")
+
+
+def _malformed(raw: Mapping[str, Any]) -> str | None:
+    """What is wrong with a recorded schema's fields, or None."""
+    model, dim = raw.get("model"), raw.get("dim")
+    if not isinstance(model, str) or not model:
+        return f"model {model!r} is not a model name"
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        return f"dim {dim!r} is not a positive integer"
+    if not isinstance(raw.get("bm25", {}), Mapping):
+        return f"bm25 {raw['bm25']!r} is not a mapping of BM25 settings"
+    indexes = raw.get("indexes", BUILTIN_INDEXES)
+    if not isinstance(indexes, Mapping) or not all(
+        isinstance(key, str) and key and kind in INDEX_KINDS for key, kind in indexes.items()
+    ):
+        return f"indexes {indexes!r} is not a mapping of payload fields to {', '.join(INDEX_KINDS)}"
+    if raw.get("quantize") not in (None, *QUANTIZATIONS):
+        return f"quantize {raw['quantize']!r} is not one of {', '.join(QUANTIZATIONS)} or null"
+    return None
 
 
 class SchemaError(StoreError):
