@@ -254,6 +254,16 @@ def test_search_returns_nearest_first_with_cosine_scores_and_payload(store: Stor
     ]
 
 
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), "0.5", True, [0.5]])
+def test_a_score_threshold_that_is_not_a_finite_number_is_refused(store: Store, threshold):
+    # A NaN threshold gave no hits on Edge and every hit on qdrant-client; a string a raw TypeError.
+    store.ensure_collection("docs", dim=4, model="m")
+    store.upsert("docs", [section(i) for i in range(3)])
+    with pytest.raises(InputError, match=r"score_threshold must be a (finite )?number, got"):
+        store.search("docs", [1, 0, 0, 0], score_threshold=threshold)
+    assert len(store.search("docs", [1, 0, 0, 0], score_threshold=np.float32(0.5))) == 3
+
+
 FILTER_CASES = {
     "equality str": ({"source": "a.pdf"}, lambda p: p["source"] == "a.pdf"),
     "equality int": ({"page_start": 4}, lambda p: p["page_start"] == 4),

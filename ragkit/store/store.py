@@ -370,6 +370,8 @@ class Store:
             raise InputError(f"top_k must be a positive int, got {top_k!r}")
         check_mode(mode)
         check_fusion(fusion)
+        if score_threshold is not None:
+            score_threshold = _threshold(score_threshold)
         schema = self._known_schema(name)
         dense = sparse = None
         if needs_vector(mode):
@@ -579,6 +581,16 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _threshold(value: Any) -> float:
+    """A score threshold as a float. NaN compares false with every score, and the engines read that
+    differently: Edge returned no hits, qdrant-client every hit."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InputError(f"score_threshold must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"score_threshold must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _settings(values: Mapping[str, int | None]) -> str:
