@@ -349,6 +349,20 @@ def test_scroll_payloads_pages_through_every_point_with_only_the_requested_field
         store.scroll_payloads("docs", "doc_id")
 
 
+@pytest.mark.parametrize("page_size", [0, -1, 2.5, True])
+def test_a_scroll_page_size_that_is_not_a_positive_int_is_refused_before_the_first_page(
+    store: Store, page_size
+):
+    # scroll_points(page_size=0) looped forever on Edge, which answers an empty page with a next offset.
+    store.ensure_collection("docs", dim=4, model="m")
+    store.upsert("docs", [section(0)])
+    refused = f"page_size must be a positive int, got {page_size}"
+    with pytest.raises(InputError, match=refused):
+        store.scroll_payloads("docs", ["doc_id"], page_size=page_size)
+    with pytest.raises(InputError, match=refused):
+        store.scroll_points("docs", page_size=page_size)
+
+
 def test_count_counts_all_points_or_the_matching_ones(store: Store):
     store.ensure_collection("docs", dim=4, model="m")
     assert store.count("docs") == 0

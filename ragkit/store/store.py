@@ -316,14 +316,14 @@ class Store:
         _check_name(name)
         if isinstance(fields, str):
             raise InputError(f"fields must be a sequence of payload keys, not the string {fields!r}")
-        if page_size < 1:
-            raise InputError(f"page_size must be positive, got {page_size}")
+        _check_page_size(page_size)
         pages = self._pages(name, list(fields) or False, parse_filters(filters), page_size, False)
         return ((pid, payload) for pid, payload, _ in pages)
 
     def scroll_points(self, name: str, *, page_size: int = 256) -> Iterator[tuple[str, dict[str, Any], dict]]:
         """Yield `(id, payload, vectors)` of every point: the whole collection, for copying it elsewhere."""
         _check_name(name)
+        _check_page_size(page_size)
         return self._pages(name, True, (), page_size, True)
 
     def _pages(
@@ -496,6 +496,12 @@ def _check_name(name: str) -> None:
             f"collection name {name!r} is invalid: use 1 to 255 characters from A-Z a-z 0-9 _ . - "
             "(and not only dots)"
         )
+
+
+def _check_page_size(page_size: int) -> None:
+    # A page of 0 points never reaches the end: Edge answers it with no points and a next offset.
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise InputError(f"page_size must be a positive int, got {page_size!r}")
 
 
 def _check_id(point_id: str) -> str:
