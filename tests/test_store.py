@@ -334,6 +334,16 @@ def test_delete_points_removes_the_given_ids(store: Store):
     assert {pid for pid, _ in store.scroll_payloads("docs", [])} == {points[i].id for i in (1, 2, 4)}
 
 
+def test_delete_points_given_one_id_as_a_string_says_to_pass_a_list(store: Store):
+    # It iterated the string and refused its first character: "point id 'e' is not a UUID".
+    store.ensure_collection("docs", dim=4, model="m")
+    point = section(0)
+    store.upsert("docs", [point])
+    with pytest.raises(InputError, match=rf"not the string '{point.id}': use \['{point.id}'\]"):
+        store.delete_points("docs", point.id)
+    assert store.count("docs") == 1
+
+
 def test_scroll_payloads_pages_through_every_point_with_only_the_requested_fields(store: Store):
     store.ensure_collection("docs", dim=4, model="m")
     points = [section(i, doc_hash=f"h{i % 3}", section_count=25) for i in range(25)]

@@ -283,6 +283,8 @@ class Store:
     def delete_points(self, name: str, ids: Sequence[str]) -> None:
         """Delete points by id; ids that do not exist are ignored, so a retried delete is harmless."""
         _check_name(name)
+        if isinstance(ids, str):
+            raise InputError(f"ids must be a sequence of point ids, not the string {ids!r}: use [{ids!r}]")
         checked = [_check_id(i) for i in ids]
         for start in range(0, len(checked), _DELETE_CHUNK):
             delete = partial(self._engine.delete_ids, name, checked[start : start + _DELETE_CHUNK])
