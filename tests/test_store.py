@@ -501,6 +501,17 @@ def test_a_folder_held_by_this_process_is_locked_for_a_second_process(folder_sto
     assert "--url" in done.stdout
 
 
+def test_a_folder_open_in_this_process_is_refused_to_a_second_store_saying_so(tmp_path: Path):
+    # It said "in use by another ragkit process (for example a running `ragkit serve`)".
+    with (
+        Store.open(path=tmp_path / "db"),
+        pytest.raises(StoreLockedError, match="already open in this process, by another Store"),
+    ):
+        Store.open(path=tmp_path / "db" / ".." / "db")
+    with Store.open(path=tmp_path / "db") as reopened:
+        assert reopened.collections() == []
+
+
 def test_threads_can_share_one_embedded_store(store: Store):
     store.ensure_collection("docs", dim=4, model="m")
 

@@ -84,6 +84,10 @@ UPSERT_SPACE_FACTOR = 2
 NEW_COLLECTION_BYTES = 8 * 2**20  # an empty shard fills 5.2 MiB of its files
 INDEX_SPACE_FACTOR = 2
 
+# Folders this process holds, and its pid then: a lock refused on one of them was refused to this
+# process, whose forked children inherit the map but not the hold.
+_HELD: dict[Path, int] = {}
+
 _INDEX_TYPES = {
     "keyword": edge.PayloadSchemaType.Keyword,
     "integer": edge.PayloadSchemaType.Integer,
@@ -104,7 +108,7 @@ class EdgeEngine(Engine):
         try:
             _mark(folder)
         except Exception:
-            self._lock_file.release()
+            _unlock(folder, self._lock_file)
             raise
         self._shards: dict[str, edge.EdgeShard] = {}
         self._schemas: dict[str, Schema] = {}
@@ -358,7 +362,7 @@ class EdgeEngine(Engine):
     def close(self) -> None:
         """Close every shard, even after one fails to, and only then hand the folder back."""
         with self._write, self._loading, contextlib.ExitStack() as closing:
-            closing.callback(self._lock_file.release)
+            closing.callback(_unlock, self._folder, self._lock_file)
             closing.callback(self._shards.clear)
             for shard in self._shards.values():
                 closing.callback(shard.close)
@@ -501,6 +505,11 @@ def _lock(folder: Path) -> portalocker.Lock:
     try:
         lock.acquire()
     except portalocker.exceptions.LockException:
+        if _HELD.get(folder.resolve()) == os.getpid():
+            raise StoreLockedError(
+                f"the local store {folder} is already open in this process, by another Store: use that "
+                "one (a Store may be shared between threads), or close it before opening the folder again"
+            ) from None
         raise StoreLockedError(
             f"the local store {folder} is in use by another ragkit process (for example a running "
             "`ragkit serve`), and an embedded store can only be opened by one process at a time. "
@@ -509,7 +518,13 @@ def _lock(folder: Path) -> portalocker.Lock:
         ) from None
     except OSError as exc:
         raise StoreError(f"cannot lock the local store {folder}: {exc.strerror or exc}") from exc
+    _HELD[folder.resolve()] = os.getpid()
     return lock
+
+
+def _unlock(folder: Path, lock: portalocker.Lock) -> None:
+    _HELD.pop(folder.resolve(), None)
+    lock.release()
 
 
 def _mark(folder: Path) -> None:
