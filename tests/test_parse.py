@@ -15,6 +15,8 @@ import pptx
 import pytest
 import spacy
 import unstructured.nlp.tokenize as unstructured_nlp
+from docx.oxml import parse_xml
+from docx.oxml.xmlchemy import BaseOxmlElement
 from pptx.util import Inches
 from pypdf import PdfReader, PdfWriter
 
@@ -457,6 +459,62 @@ def test_docx_heading_styles_give_levels_and_core_title(tmp_path: Path) -> None:
     ]
     assert "confidential" not in all_text(parsed)  # page header and footer are furniture
     assert all(element.page is None for element in parsed.elements)
+
+
+WORDML = (
+    'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+    'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+    'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+    'xmlns:v="urn:schemas-microsoft-com:vml"'
+)
+
+
+def _wordml(xml: str) -> BaseOxmlElement:
+    """An element of a Word document's body, written without its namespace declarations."""
+    tag_end = xml.index(">")
+    return parse_xml(f"{xml[:tag_end]} {WORDML}{xml[tag_end:]}")
+
+
+def test_docx_keeps_text_in_content_controls_tracked_insertions_fields_and_text_boxes(tmp_path: Path) -> None:
+    """Word shows all of it; python-docx, under unstructured, reads only runs and hyperlinks directly
+    in a paragraph and paragraphs directly in the body. A tracked deletion is not shown, and stays out."""
+    document = docx.Document()
+    document.add_heading("Service report", level=1)
+    document.element.body.insert(
+        1,
+        _wordml(
+            '<w:sdt><w:sdtPr><w:alias w:val="Customer"/></w:sdtPr><w:sdtContent><w:p><w:r>'
+            "<w:t>Customer: Harbor Pumps Ltd</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+        ),
+    )
+    changed = document.add_paragraph("The seal was ")._p
+    changed.append(_wordml('<w:del w:id="1" w:author="a"><w:r><w:delText>repaired</w:delText></w:r></w:del>'))
+    changed.append(_wordml('<w:ins w:id="2" w:author="a"><w:r><w:t>replaced</w:t></w:r></w:ins>'))
+    changed.append(_wordml('<w:smartTag w:element="place"><w:r><w:t> in Zurich</w:t></w:r></w:smartTag>'))
+    dated = document.add_paragraph("Inspected on ")._p
+    dated.append(_wordml('<w:fldSimple w:instr="DATE"><w:r><w:t>3 May</w:t></w:r></w:fldSimple>'))
+    boxed = document.add_paragraph("See the note beside this paragraph.")._p
+    text_box = "<w:txbxContent><w:p><w:r><w:t>Torque the bolts to 40 Nm.</w:t></w:r></w:p></w:txbxContent>"
+    boxed.append(
+        _wordml(
+            f'<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wps:txbx>{text_box}'
+            f"</wps:txbx></w:drawing></mc:Choice><mc:Fallback><w:pict><v:textbox>{text_box}"
+            "</v:textbox></w:pict></mc:Fallback></mc:AlternateContent></w:r>"
+        )
+    )
+    document.add_paragraph("Signed off.")
+    path = tmp_path / "report.docx"
+    document.save(path)
+
+    assert [text for _, text, _ in kinds(parse(path))] == [
+        "Service report",
+        "Customer: Harbor Pumps Ltd",
+        "The seal was replaced in Zurich",
+        "Inspected on 3 May",
+        "See the note beside this paragraph.",
+        "Torque the bolts to 40 Nm.",  # once: Word's fallback copy of the text box is not read
+        "Signed off.",
+    ]
 
 
 def test_docx_without_title_property_is_titled_by_its_first_top_level_heading(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from unstructured.partition.html import partition_html
 from unstructured.partition.pptx import partition_pptx
 from unstructured.partition.text import partition_text
 
-from ingest.parse import nesting
+from ingest.parse import nesting, wordml
 from ingest.parse.decode import check_is_text, decode, html_charset, refuse_nul_bytes
 from ragkit.errors import ParseError
 
@@ -225,10 +225,15 @@ def read_table_file(partitioner: Callable[..., list[UElement]]) -> Callable[[Pat
 
 
 def read_docx(path: Path) -> Partition:
-    return Partition(
-        partition_docx(filename=str(path), include_page_breaks=False, languages=NO_LANGUAGE_DETECTION),
-        _ooxml_title(path),
+    """Word, with the text python-docx does not see moved where it does (see ingest.parse.wordml)."""
+    rewritten = wordml.readable_docx(path)
+    elements = partition_docx(
+        filename=str(path) if rewritten is None else None,
+        file=rewritten,
+        include_page_breaks=False,
+        languages=NO_LANGUAGE_DETECTION,
     )
+    return Partition(elements, _ooxml_title(path))
 
 
 def read_pptx(path: Path) -> Partition:

@@ -1,0 +1,105 @@
+"""A .docx's main part rewritten so that unstructured's DOCX partitioner reads all of its text.
+
+unstructured reads a Word document through python-docx, which sees only the paragraphs and tables
+directly in the body (or in a table cell) and, in a paragraph, only its runs and hyperlinks. Text
+that Word shows but that sits one element deeper was dropped without a word:
+
+* content controls (`w:sdt`): a template's cover page, a form's fields, a table of contents, whole
+  blocks of a document made from one, and the rows of a table inside one;
+* tracked insertions and moves (`w:ins`, `w:moveTo`): the document's current text while changes
+  are tracked (deletions, `w:del` and `w:moveFrom`, are not shown as text and stay left out);
+* smart tags, custom XML markup, simple fields (a title or a date field's shown result) and
+  bidirectional-text wrappers (`w:smartTag`, `w:customXml`, `w:fldSimple`, `w:dir`, `w:bdo`);
+* text boxes (`w:txbxContent`), whose paragraphs hang inside a drawing in a run.
+
+The wrappers are unwrapped in place, their properties dropped; a text box's paragraphs follow the
+paragraph that anchors it, as a reader meets them. Word keeps an old-style copy of each text box
+for other readers (`mc:Fallback`); only the current one is read. Documents without any of these are
+passed on untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from lxml import etree
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+_PACKAGE_RELATIONSHIPS = "_rels/.rels"
+_OFFICE_DOCUMENT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+_PARSER = etree.XMLParser(resolve_entities=False)
+_WRAPPERS = tuple(
+    f"{{{_W}}}{name}"
+    for name in ("sdt", "sdtContent", "ins", "moveTo", "smartTag", "customXml", "fldSimple", "dir", "bdo")
+)
+# The properties of a wrapper, which hold no text a reader sees (a content control's placeholder
+# setting, a smart tag's attributes); dropped with the wrapper.
+_WRAPPER_PROPERTIES = frozenset(
+    f"{{{_W}}}{name}" for name in ("sdtPr", "sdtEndPr", "smartTagPr", "customXmlPr", "fldData")
+)
+_PARAGRAPH = f"{{{_W}}}p"
+_TEXT_BOX = f"{{{_W}}}txbxContent"
+_FALLBACK = f"{{{_MC}}}Fallback"
+
+
+def readable_docx(path: Path) -> io.BytesIO | None:
+    """A copy of the package in memory whose main part holds its text where python-docx reads it, or
+    None where it holds it there already. The size caps of ingest.parse.limits were checked before."""
+    with zipfile.ZipFile(path) as package:
+        name = _main_part(package)
+        if name is None:
+            return None  # python-docx says what is wrong with the package
+        root = etree.fromstring(package.read(name), _PARSER)
+        if not _unwrap(root):
+            return None
+        main = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        copy = io.BytesIO()
+        with zipfile.ZipFile(copy, "w", zipfile.ZIP_STORED) as rewritten:
+            for member in package.infolist():  # stored: read once, at once, no use squeezing it
+                data = main if member.filename == name else package.read(member)
+                rewritten.writestr(zipfile.ZipInfo(member.filename, member.date_time), data)
+    copy.seek(0)
+    return copy
+
+
+def _main_part(package: zipfile.ZipFile) -> str | None:
+    """The member holding the document's body, as the package's relationships name it (Word calls it
+    word/document.xml, other writers may not); None where there is no such member."""
+    try:
+        relationships = etree.fromstring(package.read(_PACKAGE_RELATIONSHIPS), _PARSER)
+    except KeyError:
+        return None
+    for relationship in relationships:
+        if relationship.get("Type") == _OFFICE_DOCUMENT and (target := relationship.get("Target")):
+            name = target.lstrip("/")
+            return name if name in package.namelist() else None
+    return None
+
+
+def _unwrap(root: etree._Element) -> bool:
+    """Unwrap every wrapper and lift every text box's blocks out; whether there was any."""
+    wrappers = list(root.iter(*_WRAPPERS))
+    for wrapper in wrappers:
+        parent = wrapper.getparent()
+        if parent is None:
+            continue
+        at = parent.index(wrapper)
+        for child in [child for child in wrapper if child.tag not in _WRAPPER_PROPERTIES]:
+            parent.insert(at, child)
+            at += 1
+        parent.remove(wrapper)
+    boxes = [box for box in root.iter(_TEXT_BOX) if not any(a.tag == _FALLBACK for a in box.iterancestors())]
+    last_after: dict[etree._Element, etree._Element] = {}
+    for box in boxes:
+        anchor = next((a for a in box.iterancestors(_PARAGRAPH)), None)
+        if anchor is None or anchor.getparent() is None:
+            continue
+        after = last_after.get(anchor, anchor)
+        for block in list(box):
+            after.addnext(block)
+            after = block
+        last_after[anchor] = after
+    return bool(wrappers or boxes)
