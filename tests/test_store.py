@@ -476,6 +476,20 @@ def test_a_closed_store_refuses_calls(tmp_path: Path):
         store.collections()
 
 
+def test_a_search_that_outlives_its_store_reopens_no_shard_without_the_folder_lock(tmp_path: Path):
+    # A thread past the Store's closed check when another closes it reaches the engine afterwards;
+    # the engine loaded the shard again, holding it with the folder's lock already handed back.
+    store = Store.open(path=tmp_path / "db")
+    store.ensure_collection("docs", dim=4, model="m")
+    store.upsert("docs", [section(0)])
+    engine = store._engine
+    store.close()
+    with pytest.raises(StoreError, match="closed meanwhile"):
+        engine.count("docs", [])
+    with Store.open(path=tmp_path / "db") as reopened:
+        assert reopened.count("docs") == 1
+
+
 def test_a_folder_held_by_this_process_is_locked_for_a_second_process(folder_store: Store, tmp_path: Path):
     script = (
         "import sys\n"

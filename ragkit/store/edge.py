@@ -116,6 +116,7 @@ class EdgeEngine(Engine):
         self._write = threading.RLock()  # writes and builds; taken before _loading, never after it
         self._loading = threading.Lock()  # shards coming into self._shards, or swapped in a build
         self._gate = _Gate()
+        self._closed = False  # set under _loading, so no shard is loaded once the folder is handed back
 
     def collections(self) -> list[str]:
         root = self._folder / COLLECTIONS
@@ -362,6 +363,7 @@ class EdgeEngine(Engine):
     def close(self) -> None:
         """Close every shard, even after one fails to, and only then hand the folder back."""
         with self._write, self._loading, contextlib.ExitStack() as closing:
+            self._closed = True
             closing.callback(_unlock, self._folder, self._lock_file)
             closing.callback(self._shards.clear)
             for shard in self._shards.values():
@@ -402,6 +404,10 @@ class EdgeEngine(Engine):
         if shard is None:
             # Not under the write lock: a build of another collection holds that for all its minutes.
             with self._loading:
+                if self._closed:
+                    # A call that passed the Store's check as another thread closed it: loading now would
+                    # hold the shard without the folder's lock, which another process may have taken.
+                    raise StoreError(f"{self.where} was closed meanwhile")
                 shard = self._shards.get(name)
                 if shard is None:
                     self.schema(name)  # a folder without its schema is not a collection
