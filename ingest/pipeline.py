@@ -130,10 +130,9 @@ def _embed_and_write(
     bar: Progress,
 ) -> None:
     written = points.embed(batch, encoder, metadata)
-    discarded = [job for job in failed if job.old is not None]
-    if not written and not discarded:
+    if not written and not failed:
         return
-    writer.put(written, discarded)
+    writer.put(written, failed)
     for prepared, document_points in written:
         result.documents_ingested += 1
         result.sections_embedded += len(document_points)
@@ -162,9 +161,9 @@ class _Writer:
         self._thread.start()
         return self
 
-    def put(self, documents: list[points.Written], discarded: list[Job]) -> None:
+    def put(self, documents: list[points.Written], failed: list[Job]) -> None:
         self._raise_if_failed()
-        self._queue.put((documents, discarded))
+        self._queue.put((documents, failed))
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._queue.put(None)

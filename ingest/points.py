@@ -69,15 +69,19 @@ def _point(prepared: Prepared, index: int, section: Section, vector: Any, metada
     return Point(point_id(job.doc_id, index, section.embed_text), vector, payload, text=section.embed_text)
 
 
-def write(store: Store, collection: str, documents: list[Written], discarded: Sequence[Job] = ()) -> int:
+def write(store: Store, collection: str, documents: list[Written], failed: Sequence[Job] = ()) -> int:
     """Upsert all the documents' new points, then delete their stale ones and every point of the
-    `discarded` documents (changed files that now fail, of which a clean run would hold none); returns
-    how many points were deleted.
+    `failed` documents that had any (changed files that now fail, of which a clean run would hold none);
+    returns how many points were deleted. Both runners pass every failed document of the group: which
+    of them lose points is decided here, once.
 
     As few requests as the store's size limit allows: one upsert and one delete for the whole group.
     A write that fails part way removes the group's documents (see `_remove`) and raises a StoreError
     naming the collection: every document ends complete or absent, on one machine and on Ray alike.
     """
+    discarded = [job for job in failed if job.old is not None]
+    if not documents and not discarded:
+        return 0
     try:
         return _write(store, collection, documents, discarded)
     except Exception as exc:

@@ -301,19 +301,17 @@ class _WriteStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         part = IngestReport(collection=self._collection, model=self._model)
         written: list[points.Written] = []
-        discarded: list[Job] = []  # documents that failed: their old points go, as on one machine
+        failed: list[Job] = []  # their old points go, as on one machine (`points.write`)
         for first, second in _unpack(batch):
             if isinstance(first, Prepared):
                 written.append((first, second))
             else:
                 report_error(part, first, second)
-                if first.old is not None:
-                    discarded.append(first)
-        if written or discarded:
-            try:
-                part.sections_deleted = points.write(self._store, self._collection, written, discarded)
-            except StoreError as exc:
-                return _pack([exc])
+                failed.append(first)
+        try:
+            part.sections_deleted = points.write(self._store, self._collection, written, failed)
+        except StoreError as exc:
+            return _pack([exc])
         for prepared, document_points in written:
             part.documents_ingested += 1
             part.sections_embedded += len(document_points)
