@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import zipfile
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -514,6 +515,71 @@ def test_docx_keeps_text_in_content_controls_tracked_insertions_fields_and_text_
         "See the note beside this paragraph.",
         "Torque the bolts to 40 Nm.",  # once: Word's fallback copy of the text box is not read
         "Signed off.",
+    ]
+
+
+def _with_notes_part(path: Path, kind: str, notes: str) -> None:
+    """Add word/{kind}s.xml (kind: footnote or endnote) holding `notes`, related as Word relates it."""
+    relationship = f"http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}s"
+    with zipfile.ZipFile(path) as package:
+        members = {name: package.read(name) for name in package.namelist()}
+    members[f"word/{kind}s.xml"] = f"<w:{kind}s {WORDML}>{notes}</w:{kind}s>".encode()
+    rels = members["word/_rels/document.xml.rels"].decode()
+    members["word/_rels/document.xml.rels"] = rels.replace(
+        "</Relationships>",
+        f'<Relationship Id="rIdNotes{kind}" Type="{relationship}" Target="{kind}s.xml"/></Relationships>',
+    ).encode()
+    content_type = f"application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"
+    members["[Content_Types].xml"] = (
+        members["[Content_Types].xml"]
+        .decode()
+        .replace("</Types>", f'<Override PartName="/word/{kind}s.xml" ContentType="{content_type}"/></Types>')
+        .encode()
+    )
+    with zipfile.ZipFile(path, "w") as package:
+        for name, data in members.items():
+            package.writestr(name, data)
+
+
+def test_docx_notes_follow_the_paragraph_that_cites_them(tmp_path: Path) -> None:
+    """Footnotes and endnotes live in parts of their own, which nothing read; Word's separator lines
+    are notes too, with no text, and a link in a note points into the notes' part."""
+    document = docx.Document()
+    document.add_heading("Seals", level=1)
+    document.add_paragraph("Replace the seal yearly.")._p.append(
+        _wordml('<w:r><w:footnoteReference w:id="1"/></w:r>')
+    )
+    document.add_heading("Bearings", level=1)
+    document.add_paragraph("Grease the bearings monthly.")._p.append(
+        _wordml('<w:r><w:endnoteReference w:id="2"/></w:r>')
+    )
+    document.add_paragraph("Check the oil.")
+    path = tmp_path / "manual.docx"
+    document.save(path)
+    separator = '<w:{0} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{0}>'
+    _with_notes_part(
+        path,
+        "footnote",
+        separator.format("footnote")
+        + '<w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r><w:r><w:t>In dusty sites, twice a year: </w:t>'
+        '</w:r><w:hyperlink r:id="rId99" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships"><w:r><w:t>see the dust guide</w:t></w:r></w:hyperlink></w:p></w:footnote>',
+    )
+    _with_notes_part(
+        path,
+        "endnote",
+        separator.format("endnote")
+        + '<w:endnote w:id="2"><w:p><w:r><w:t>Use lithium grease.</w:t></w:r></w:p></w:endnote>',
+    )
+
+    assert [text for _, text, _ in kinds(parse(path))] == [
+        "Seals",
+        "Replace the seal yearly.",
+        "In dusty sites, twice a year: see the dust guide",
+        "Bearings",
+        "Grease the bearings monthly.",
+        "Use lithium grease.",
+        "Check the oil.",
     ]
 
 

@@ -10,17 +10,22 @@ that Word shows but that sits one element deeper was dropped without a word:
   are tracked (deletions, `w:del` and `w:moveFrom`, are not shown as text and stay left out);
 * smart tags, custom XML markup, simple fields (a title or a date field's shown result) and
   bidirectional-text wrappers (`w:smartTag`, `w:customXml`, `w:fldSimple`, `w:dir`, `w:bdo`);
-* text boxes (`w:txbxContent`), whose paragraphs hang inside a drawing in a run.
+* text boxes (`w:txbxContent`), whose paragraphs hang inside a drawing in a run;
+* footnotes and endnotes, which live in parts of their own that nothing reads.
 
 The wrappers are unwrapped in place, their properties dropped; a text box's paragraphs follow the
 paragraph that anchors it, as a reader meets them. Word keeps an old-style copy of each text box
-for other readers (`mc:Fallback`); only the current one is read. Documents without any of these are
-passed on untouched.
+for other readers (`mc:Fallback`); only the current one is read. A note's paragraphs follow the
+paragraph that first cites it, so that its words land in the section they annotate (at the end of
+the document an endnote would be filed under the last heading); their links lose their targets,
+which belong to the notes' part. Documents without any of these are passed on untouched.
 """
 
 from __future__ import annotations
 
+import copy
 import io
+import posixpath
 import zipfile
 from pathlib import Path
 
@@ -30,6 +35,13 @@ _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 _PACKAGE_RELATIONSHIPS = "_rels/.rels"
 _OFFICE_DOCUMENT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+_RELATIONSHIP = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_NOTES = {  # relationship type of the part -> its notes' tag, the tag that cites one
+    f"{_RELATIONSHIP}/footnotes": (f"{{{_W}}}footnote", f"{{{_W}}}footnoteReference"),
+    f"{_RELATIONSHIP}/endnotes": (f"{{{_W}}}endnote", f"{{{_W}}}endnoteReference"),
+}
+_NOTE_ID = f"{{{_W}}}id"
+_NOTE_TYPE = f"{{{_W}}}type"  # set on the separator lines Word keeps as notes; real notes have none
 _PARSER = etree.XMLParser(resolve_entities=False)
 _WRAPPERS = tuple(
     f"{{{_W}}}{name}"
@@ -53,16 +65,18 @@ def readable_docx(path: Path) -> io.BytesIO | None:
         if name is None:
             return None  # python-docx says what is wrong with the package
         root = etree.fromstring(package.read(name), _PARSER)
-        if not _unwrap(root):
+        unwrapped = _unwrap(root)
+        noted = _insert_notes(root, _notes(package, name))
+        if not (unwrapped or noted):
             return None
         main = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-        copy = io.BytesIO()
-        with zipfile.ZipFile(copy, "w", zipfile.ZIP_STORED) as rewritten:
+        readable = io.BytesIO()
+        with zipfile.ZipFile(readable, "w", zipfile.ZIP_STORED) as rewritten:
             for member in package.infolist():  # stored: read once, at once, no use squeezing it
                 data = main if member.filename == name else package.read(member)
                 rewritten.writestr(zipfile.ZipInfo(member.filename, member.date_time), data)
-    copy.seek(0)
-    return copy
+    readable.seek(0)
+    return readable
 
 
 def _main_part(package: zipfile.ZipFile) -> str | None:
@@ -77,6 +91,66 @@ def _main_part(package: zipfile.ZipFile) -> str | None:
             name = target.lstrip("/")
             return name if name in package.namelist() else None
     return None
+
+
+def _notes(package: zipfile.ZipFile, main: str) -> dict[str, dict[str, etree._Element]]:
+    """The document's footnotes and endnotes by the tag that cites them and their id, each unwrapped;
+    none where the part is missing or its relationships do not name it."""
+    folder, file = posixpath.split(main)
+    try:
+        relationships = etree.fromstring(
+            package.read(posixpath.join(folder, "_rels", f"{file}.rels")), _PARSER
+        )
+    except KeyError:
+        return {}
+    notes: dict[str, dict[str, etree._Element]] = {}
+    for relationship in relationships:
+        kind, target = _NOTES.get(relationship.get("Type", "")), relationship.get("Target")
+        if kind is None or not target or relationship.get("TargetMode") == "External":
+            continue
+        part = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else posixpath.normpath(posixpath.join(folder, target))
+        )
+        try:
+            part_root = etree.fromstring(package.read(part), _PARSER)
+        except KeyError:
+            continue
+        _unwrap(part_root)
+        note_tag, cite_tag = kind
+        notes[cite_tag] = {
+            note.get(_NOTE_ID, ""): note for note in part_root.iter(note_tag) if note.get(_NOTE_TYPE) is None
+        }
+    return notes
+
+
+def _insert_notes(root: etree._Element, notes: dict[str, dict[str, etree._Element]]) -> bool:
+    """Put a copy of each cited note's blocks after the paragraph that first cites it; whether any."""
+    placed: set[tuple[str, str]] = set()
+    last_after: dict[etree._Element, etree._Element] = {}
+    for cite_tag, by_id in notes.items():
+        for citation in list(root.iter(cite_tag)):
+            note = by_id.get(key := citation.get(_NOTE_ID, ""))
+            anchor = next(citation.iterancestors(_PARAGRAPH), None)
+            if note is None or (cite_tag, key) in placed or anchor is None or anchor.getparent() is None:
+                continue
+            placed.add((cite_tag, key))
+            after = last_after.get(anchor, anchor)
+            for block in note:
+                after.addnext(moved := _without_targets(copy.deepcopy(block)))
+                after = moved
+            last_after[anchor] = after
+    return bool(placed)
+
+
+def _without_targets(block: etree._Element) -> etree._Element:
+    """`block` without the relationship ids (of a link, an image) that belong to the part it came from,
+    which in the main part would name another target or none."""
+    for element in block.iter(etree.Element):
+        for name in [name for name in element.attrib if name.startswith(f"{{{_RELATIONSHIP}}}")]:
+            del element.attrib[name]
+    return block
 
 
 def _unwrap(root: etree._Element) -> bool:
