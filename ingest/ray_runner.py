@@ -115,18 +115,23 @@ def run_on_ray(
         if planned.jobs:  # a run over unchanged files never starts Ray
             if address.embedded:
                 store.close()  # the writer actor owns the folder from here on
-            with _connected(ray_module, where), _progress_bars(ray_module, progress):
-                for part in _stream(
-                    ray_module,
-                    planned,
-                    facts.token_counter,
-                    encoder,
-                    address,
-                    collection,
-                    workers,
-                    parse_timeout,
-                ):
-                    planned.report.add(part)
+            try:
+                with _connected(ray_module, where), _progress_bars(ray_module, progress):
+                    for part in _stream(
+                        ray_module,
+                        planned,
+                        facts.token_counter,
+                        encoder,
+                        address,
+                        collection,
+                        workers,
+                        parse_timeout,
+                    ):
+                        planned.report.add(part)
+            except BaseException:
+                if address.embedded:
+                    _wait_for_writer(address)
+                raise
             if address.embedded:
                 store = open_when_free(address)
         if prune:
@@ -318,6 +323,17 @@ class _WriteStage:
             part.tokens_embedded += sum(section.tokens for section in prepared.sections)
             part.breadcrumbs_shortened += sum(section.breadcrumb_shortened for section in prepared.sections)
         return _pack([part])
+
+
+def _wait_for_writer(address: StoreAddress) -> None:
+    """After a job stopped by an error, wait until its writer actor has handed the folder back, as after a
+    finished job. Ray Data stops the job's actors when the driver stops reading, but they take a moment
+    to go, and whoever opens the folder next (a re-run, a search) would meanwhile find it locked. A
+    folder still held after the wait is logged, never raised over the error that stopped the job."""
+    try:
+        open_when_free(address).close()
+    except RagkitError as exc:
+        log.warning("the store %s is still held after the job stopped: %s", address, exc)
 
 
 def open_when_free(address: StoreAddress, wait: float = LOCK_WAIT_SECONDS) -> Store:

@@ -27,7 +27,10 @@ import pytest
 import ray  # noqa: E402
 
 import ragkit
+from ingest.ray_runner import run_on_ray
+from ragkit.encoder import EncoderSpec
 from ragkit.store import PAYLOAD_FIELDS, Store, edge
+from ragkit.store.address import StoreAddress
 from tests import corpus as retrieval_corpus
 from tests import test_crashes as crashes
 from tests.test_ingest import write_corpus
@@ -180,6 +183,34 @@ def test_killed_encoder_and_writer_actors_mid_job_still_converge(local_ray, tmp_
 
     ingest(tmp_path / "killed", minilm_path, [docs], ray=True)
     assert point_set(tmp_path / "killed") == clean
+
+
+def overflowing_checkpoint(tiny_gte: Path, folder: Path) -> Path:
+    """The tiny gte with finite weights whose activations overflow float32: it loads, and every call to
+    encode fails (as half precision can overflow on a GPU)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny_gte, folder)
+    weights = load_file(tiny_gte / "model.safetensors")
+    weights["embeddings.word_embeddings.weight"].mul_(1e38).clamp_(-3e38, 3e38)
+    save_file(weights, folder / "model.safetensors")
+    return folder
+
+
+def test_a_ray_job_stopped_by_an_encoder_error_hands_the_store_back(local_ray, tmp_path, tiny_gte_dir):
+    # The runner itself, not Kit.ingest, which waits for the folder on its own before reopening it.
+    model = overflowing_checkpoint(tiny_gte_dir, tmp_path / "model")
+    store = tmp_path / "store"
+    with pytest.raises(ragkit.RagkitError) as stopped:  # the traceback stays alive, as a caller's would
+        run_on_ray(
+            EncoderSpec(str(model), "cpu"),
+            StoreAddress(path=store),
+            "docs",
+            [write_corpus(tmp_path / "docs")],
+        )
+    with Store.open(path=store) as opened:  # at once: the writer actor has let the folder go
+        assert opened.count("docs") == 0
+    assert str(stopped.value).startswith("ingestion on Ray stopped: ")
 
 
 class DiskFiller(threading.Thread):
