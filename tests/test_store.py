@@ -264,6 +264,17 @@ def test_a_score_threshold_that_is_not_a_finite_number_is_refused(store: Store, 
     assert len(store.search("docs", [1, 0, 0, 0], score_threshold=np.float32(0.5))) == 3
 
 
+@pytest.mark.parametrize("mode", ["sparse", "hybrid"])
+def test_a_query_text_with_a_lone_surrogate_is_refused_naming_it(store: Store, mode: str):
+    # BM25 of it raised a bare UnicodeEncodeError out of Store.search (sparse mode needs no encoder,
+    # whose own check would have caught it).
+    store.ensure_collection("docs", dim=4, model="m")
+    with pytest.raises(
+        InputError, match=r"query text 'caf\\ud800e' holds a lone surrogate U\+D800 at position 3"
+    ):
+        store.search("docs", [1, 0, 0, 0], mode=mode, text="caf\ud800e")
+
+
 FILTER_CASES = {
     "equality str": ({"source": "a.pdf"}, lambda p: p["source"] == "a.pdf"),
     "equality int": ({"page_start": 4}, lambda p: p["page_start"] == 4),
@@ -418,7 +429,7 @@ UNSTORABLE_PAYLOADS = {
     "a date": (datetime.date(2020, 1, 1), r"\['v'\] is a date"),
     "a numpy datetime": (np.datetime64("2020-01-01"), r"\['v'\] is a date"),
     "a key that is not a string": ({1: "a"}, r"\['v'\] has the key 1; payload keys must be strings"),
-    "a lone surrogate": ({"w": "caf\ud800e"}, r"\['v'\]\['w'\] holds a lone surrogate"),
+    "a lone surrogate": ({"w": "caf\ud800e"}, r"\['v'\]\['w'\] holds a lone surrogate U\+D800 at position 3"),
 }
 
 

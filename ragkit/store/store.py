@@ -383,6 +383,7 @@ class Store:
         if mode in ("sparse", "hybrid"):
             if not isinstance(text, str) or not text.strip():
                 raise InputError(f"a {mode} search needs the query's text")
+            _check_text(text, f"the query text {text[:80]!r}")
             sparse = bm25.query_vector(schema.bm25, text)
         request = Query(
             mode=mode,
@@ -548,10 +549,7 @@ def _json_value(value: Any, point: str, where: str) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if not _encodable(value):
-            raise InputError(
-                f"point {point!r}: {where} holds a lone surrogate, which is not text (UTF-8 cannot encode it)"
-            )
+        _check_text(value, f"point {point!r}: {where}")
         return str(value)
     if isinstance(value, np.generic | np.ndarray):
         return _json_value(value.tolist(), point, where)
@@ -583,12 +581,16 @@ def _json_value(value: Any, point: str, where: str) -> Any:
     )
 
 
-def _encodable(text: str) -> bool:
+def _check_text(text: str, what: str) -> None:
+    """Refuse a string holding a lone surrogate (what JSON's "\\ud800" decodes to): UTF-8 cannot encode
+    it, so BM25 and both engines would fail on it with a bare UnicodeEncodeError."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{what} holds a lone surrogate U+{ord(text[exc.start]):04X} at position {exc.start}, which is "
+            "not text (UTF-8 cannot encode it)"
+        ) from None
 
 
 def _threshold(value: Any) -> float:
