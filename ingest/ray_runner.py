@@ -28,6 +28,7 @@ import contextlib
 import logging
 import math
 import pickle
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,8 @@ DOCUMENTS_PER_BATCH = 16  # per encoder call and per write: Encoder.encode packs
 SERVER_WRITERS = 4  # at most, against a server or cluster URL; a folder gets exactly one
 LOCK_WAIT_SECONDS = 60.0  # how long a store folder may stay held by a writer that is going away
 COLUMN = "item"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the task names in its errors
+_RAISED = re.compile(r"^((?:\w+\.)*\w+(?:Error|Exception)): (.+)$", re.MULTILINE)  # "pkg.mod.Error: message"
 
 
 def import_ray() -> ModuleType:
@@ -234,11 +237,26 @@ def _stream(
                 raise part
             yield part
     except ray.exceptions.RayError as exc:
-        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RagkitError(
-            f"ingestion on Ray stopped: {summary}. Documents written so far stay complete; run the same "
-            "job again to finish it"
+            f"ingestion on Ray stopped: {_cause(exc)}. Documents written so far stay complete; run the "
+            "same job again to finish it"
         ) from exc
+
+
+def _cause(exc: BaseException) -> str:
+    """What stopped the job, in words. Ray's error reads as a traceback of the remote one: a first line
+    naming only the task (in terminal colours), the stage's frames, its errors, then Ray's wrappers.
+    The cause is our error there (it names the document or the model), else the first error there;
+    failing both, Ray's own first line."""
+    text = _ANSI.sub("", str(exc)).strip()
+    raised = [match.groups() for match in _RAISED.finditer(text)]
+    for kind, message in raised:
+        if kind.startswith("ragkit.errors."):
+            return message
+    if raised:
+        kind, message = raised[0]
+        return f"{kind.rsplit('.', 1)[-1]}: {message}"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _encoder_actors(ray: ModuleType, spec: EncoderSpec) -> tuple[int, dict[str, Any], str]:
