@@ -13,12 +13,18 @@ from pathlib import Path
 
 import docx
 import pptx
+import pptx.opc.package
+import pptx.opc.packuri
+import pptx.oxml
+import pptx.slide
 import pytest
 import spacy
 import unstructured.nlp.tokenize as unstructured_nlp
 from docx.oxml import parse_xml
 from docx.oxml.xmlchemy import BaseOxmlElement
-from pptx.util import Inches
+from pptx.chart.data import CategoryChartData
+from pptx.enum.chart import XL_CHART_TYPE
+from pptx.util import Emu, Inches
 from pypdf import PdfReader, PdfWriter
 
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, ParsedDocument
@@ -618,6 +624,70 @@ def test_pptx_slide_titles_are_headings_with_slide_numbers(tmp_path: Path) -> No
         (TEXT, "Mention the new region.", None, 1),  # speaker notes close their own slide
         (HEADING, "Next steps", 1, 2),
         (TEXT, "Hire two engineers", None, 2),
+    ]
+
+
+SMARTART_DATA = (
+    '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>'
+    '<dgm:pt modelId="0" type="doc"><dgm:t><a:bodyPr/><a:p><a:endParaRPr/></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="1"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Drain the pump</a:t></a:r></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="2"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Swap the seal</a:t></a:r></a:p></dgm:t></dgm:pt>'
+    "</dgm:ptLst></dgm:dataModel>"
+)
+
+
+def _add_smartart(slide: pptx.slide.Slide, top: int) -> None:
+    """A SmartArt frame as PowerPoint writes one: its nodes' text in a diagram-data part of its own."""
+    part = pptx.opc.package.Part(
+        pptx.opc.packuri.PackURI("/ppt/diagrams/data1.xml"),
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml",
+        slide.part.package,
+        SMARTART_DATA.encode(),
+    )
+    data_id = slide.part.relate_to(
+        part, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/diagramData"
+    )
+    slide.shapes._spTree.append(
+        pptx.oxml.parse_xml(
+            '<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            '<p:nvGraphicFramePr><p:cNvPr id="90" name="Diagram"/><p:cNvGraphicFramePr/><p:nvPr/>'
+            f'</p:nvGraphicFramePr><p:xfrm><a:off x="914400" y="{top}"/><a:ext cx="4572000" cy="914400"/>'
+            '</p:xfrm><a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram">'
+            '<dgm:relIds xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+            f'r:dm="{data_id}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
+        )
+    )
+
+
+def test_pptx_keeps_charts_diagrams_and_text_that_sticks_out_past_the_slide_edge(tmp_path: Path) -> None:
+    """unstructured dropped charts and SmartArt with their words, and a text box whose left edge is a
+    hair past the slide's (or one parked wholly left of it, which an author still sees)."""
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "Pump sales"
+    slide.shapes.add_textbox(-Emu(20000), Inches(2), Inches(4), Inches(1)).text_frame.text = "Sales rose"
+    slide.shapes.add_textbox(-Inches(5), Inches(2), Inches(4), Inches(1)).text_frame.text = "Parked"
+    data = CategoryChartData()
+    data.categories = ["North", "South"]
+    data.add_series("Units sold", (3, 5))
+    chart = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(3), Inches(5), Inches(2), data
+    )
+    chart.chart.has_title = True
+    chart.chart.chart_title.text_frame.text = "Units by region"
+    _add_smartart(slide, Inches(5))
+    path = tmp_path / "sales.pptx"
+    presentation.save(path)
+
+    assert [(element.kind, element.text, element.page) for element in parse(path).elements] == [
+        (HEADING, "Pump sales", 1),
+        (TEXT, "Parked", 1),  # shapes are read top to bottom, left to right
+        (TEXT, "Sales rose", 1),
+        (TEXT, "Units by region\nUnits sold\nNorth, South", 1),
+        (TEXT, "Drain the pump\nSwap the seal", 1),
     ]
 
 

@@ -22,10 +22,11 @@ from unstructured.documents.elements import ElementMetadata, NarrativeText, Text
 from unstructured.file_utils.model import FileType
 from unstructured.partition.docx import partition_docx
 from unstructured.partition.html import partition_html
-from unstructured.partition.pptx import partition_pptx
+from unstructured.partition.pptx import PptxPartitionerOptions
 from unstructured.partition.text import partition_text
+from unstructured.partition.utils.constants import PartitionStrategy
 
-from ingest.parse import nesting, wordml
+from ingest.parse import nesting, slides, wordml
 from ingest.parse.decode import check_is_text, decode, html_charset, refuse_nul_bytes
 from ragkit.errors import ParseError
 
@@ -237,33 +238,48 @@ def read_docx(path: Path) -> Partition:
 
 
 def read_pptx(path: Path) -> Partition:
-    """Slides: the title shape gives the headings, body text stays text, speaker notes end each slide.
+    """Slides: the title shape gives the headings, body text stays text; the words of charts and
+    diagrams, then the speaker notes, end each slide.
 
     unstructured promotes short body lines to Titles one level below the slide title; on a slide they
     are bullet fragments, not section headings. It would put the notes *before* each slide's title,
-    which files them under the previous slide, so they are read here and appended instead.
+    which files them under the previous slide, so they are read here and appended instead. What else
+    it leaves off a slide is in ingest.parse.slides.
     """
+    options = PptxPartitionerOptions(
+        file=None,
+        file_path=str(path),
+        include_page_breaks=False,
+        include_slide_notes=False,
+        infer_table_structure=True,
+        strategy=PartitionStrategy.FAST,
+    )
     elements = [
         Text(text=element.text, metadata=element.metadata)
         if isinstance(element, Title) and element.metadata.category_depth
         else element
-        for element in partition_pptx(
-            filename=str(path), include_page_breaks=False, languages=NO_LANGUAGE_DETECTION
-        )
+        for element in slides.AllShapesPartitioner.iter_presentation_elements(options)
     ]
-    return Partition(_with_slide_notes(path, elements), _ooxml_title(path))
+    return Partition(_with_slide_extras(path, elements), _ooxml_title(path))
 
 
-def _with_slide_notes(path: Path, elements: list[UElement]) -> list[UElement]:
+def _with_slide_extras(path: Path, elements: list[UElement]) -> list[UElement]:
+    """`elements` with each slide's chart and diagram words, then its notes, after its own."""
     by_slide: dict[int, list[UElement]] = {}
     for element in elements:
         by_slide.setdefault(element.metadata.page_number or 1, []).append(element)
     for number, slide in enumerate(pptx.Presentation(str(path)).slides, start=1):
+        extras = [
+            Text(text=text, metadata=ElementMetadata(page_number=number))
+            for text in slides.graphic_texts(path, number, slide)
+        ]
         frame = slide.notes_slide.notes_text_frame if slide.has_notes_slide else None
         if frame is not None and frame.text.strip():
-            by_slide.setdefault(number, []).append(
+            extras.append(
                 NarrativeText(text=frame.text.strip(), metadata=ElementMetadata(page_number=number))
             )
+        if extras:
+            by_slide.setdefault(number, []).extend(extras)
     return [element for number in sorted(by_slide) for element in by_slide[number]]
 
 

@@ -1,0 +1,99 @@
+"""What unstructured's PPTX partitioner leaves off a slide that its audience sees.
+
+* A text shape that sticks out past the slide's left or top edge (an offset below zero, often by a
+  hair, from dragging) was dropped as "off the slide", though most of it shows. Its text is read,
+  as is that of a shape parked wholly beside the slide (which unstructured kept when parked to the
+  right or below): the deck's author sees and searches it in the editor.
+* Charts and SmartArt diagrams were dropped with their words: a chart's title, axis titles, series
+  names (its legend) and category labels, and the text of every node of a diagram (which lives in a
+  part of its own). They are read here, one text block per chart or diagram.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from lxml import etree
+from pptx.shapes.base import BaseShape
+from pptx.shapes.graphfrm import GraphicFrame
+from pptx.shapes.group import GroupShape
+from pptx.slide import Slide
+from unstructured.partition.pptx import _PptxPartitioner
+
+logger = logging.getLogger(__name__)
+
+_A = "http://schemas.openxmlformats.org/drawingml/2006/main"
+_DIAGRAM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+_RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+class AllShapesPartitioner(_PptxPartitioner):
+    """unstructured's partitioner, reading the text of every shape, wherever it lies."""
+
+    def _shape_is_off_slide(self, shape: BaseShape) -> bool:
+        return False
+
+
+def graphic_texts(path: Path, number: int, slide: Slide) -> list[str]:
+    """The words of each chart and diagram on `slide`, top to bottom and left to right, one string each.
+
+    One whose part is missing or broken is left out with a warning naming it: the rest of the deck,
+    which unstructured has read, is worth more than failing it for one chart.
+    """
+    texts = []
+    for frame in sorted(_graphic_frames(slide.shapes), key=lambda frame: (frame.top or 0, frame.left or 0)):
+        try:
+            texts.append(_chart_text(frame) if frame.has_chart else _diagram_text(frame))
+        except (KeyError, ValueError, etree.XMLSyntaxError) as exc:
+            logger.warning(
+                "%s: slide %d: %r is unreadable (%s: %s); its words are left out",
+                path,
+                number,
+                frame.name,
+                type(exc).__name__,
+                exc,
+            )
+    return [text for text in texts if text]
+
+
+def _graphic_frames(shapes: Iterator[BaseShape]) -> Iterator[GraphicFrame]:
+    for shape in shapes:
+        if isinstance(shape, GroupShape):
+            yield from _graphic_frames(shape.shapes)
+        elif isinstance(shape, GraphicFrame) and not shape.has_table:
+            yield shape
+
+
+def _chart_text(frame: GraphicFrame) -> str:
+    """A chart's title, axis titles, series names and category labels, a line each (labels joined)."""
+    chart = frame.chart
+    lines = [chart.chart_title.text_frame.text] if chart.has_title else []
+    for axis_name in ("category_axis", "value_axis"):
+        try:
+            axis = getattr(chart, axis_name)
+        except ValueError:  # a pie chart has no axes
+            continue
+        if axis.has_title:
+            lines.append(axis.axis_title.text_frame.text)
+    lines.extend(series.name for series in chart.series if series.name)
+    for plot in chart.plots:
+        lines.append(", ".join(str(label) for label in plot.categories if str(label).strip()))
+    return "\n".join(line.strip() for line in lines if line and line.strip())
+
+
+def _diagram_text(frame: GraphicFrame) -> str:
+    """The text of a SmartArt diagram's nodes, a line each, from the diagram's data part."""
+    ids = frame.element.xpath(".//*[local-name()='relIds']")
+    data_id = ids[0].get(f"{{{_RELATIONSHIPS}}}dm") if ids else None
+    if not data_id or data_id not in frame.part.rels:
+        return ""
+    data = etree.fromstring(frame.part.related_part(data_id).blob, etree.XMLParser(resolve_entities=False))
+    lines = []
+    for point in data.iter(f"{{{_DIAGRAM}}}pt"):
+        for paragraph in point.iter(f"{{{_A}}}p"):
+            line = "".join(run.text or "" for run in paragraph.iter(f"{{{_A}}}t")).strip()
+            if line:
+                lines.append(line)
+    return "\n".join(lines)
