@@ -758,6 +758,24 @@ def test_delimited_files_become_one_table_with_header_row(
     assert kinds(parse(path)) == [(TABLE, "city | country\nZürich | Schweiz\nKöln | Deutschland", None)]
 
 
+def test_delimited_files_keep_every_row_and_cell_as_the_file_has_them(tmp_path: Path) -> None:
+    """A row longer than the header failed the whole file; a one-column file was split at its spaces
+    and padded with cells reading "None"; a semicolon file (Excel where "," is the decimal mark)."""
+    files = {
+        "ragged.csv": "part,qty\npump,3\nseal,5,order two spares\nvalve\n",
+        "list.csv": "Check the oil\nSwap the seal\nTest\n",
+        "excel.csv": 'part;price\npump;"1,5"\n',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+
+    assert kinds(parse(tmp_path / "ragged.csv")) == [
+        (TABLE, "part | qty\npump | 3\nseal | 5 | order two spares\nvalve", None)
+    ]
+    assert kinds(parse(tmp_path / "list.csv")) == [(TABLE, "Check the oil\nSwap the seal\nTest", None)]
+    assert kinds(parse(tmp_path / "excel.csv")) == [(TABLE, "part | price\npump | 1,5", None)]
+
+
 # ----------------------------------------------------------------------------- formats: PDF ----
 
 

@@ -24,18 +24,16 @@ from pathlib import Path
 
 import lxml.html
 from unstructured.documents.elements import Element as UElement
-from unstructured.partition.csv import partition_csv
-from unstructured.partition.tsv import partition_tsv
 
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, Element, ParsedDocument
 from ingest.parse.formats import (
     Partition,
+    read_delimited,
     read_docx,
     read_email,
     read_html,
     read_markdown,
     read_pptx,
-    read_table_file,
     read_text,
 )
 from ingest.parse.limits import broken_pdf_xref, check_pdf_streams, check_text_file, check_zip_package
@@ -72,8 +70,8 @@ _FORMATS: dict[str, _Format] = {
     ".docx": _Format("DOCX", read_docx, check_zip_package),
     ".pptx": _Format("PPTX", read_pptx, check_zip_package, paged=True),
     ".eml": _Format("email", read_email, check_text_file),
-    ".csv": _Format("CSV", read_table_file(partition_csv), check_text_file),
-    ".tsv": _Format("TSV", read_table_file(partition_tsv), check_text_file),
+    ".csv": _Format("CSV", read_delimited(None), check_text_file),
+    ".tsv": _Format("TSV", read_delimited("\t"), check_text_file),
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_FORMATS)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
 import io
@@ -18,7 +19,7 @@ import markdown
 import pptx
 from lxml import etree
 from unstructured.documents.elements import Element as UElement
-from unstructured.documents.elements import ElementMetadata, NarrativeText, Text, Title
+from unstructured.documents.elements import ElementMetadata, NarrativeText, Table, Text, Title
 from unstructured.file_utils.model import FileType
 from unstructured.partition.docx import partition_docx
 from unstructured.partition.html import partition_html
@@ -28,6 +29,7 @@ from unstructured.partition.utils.constants import PartitionStrategy
 
 from ingest.parse import nesting, slides, wordml
 from ingest.parse.decode import check_is_text, decode, html_charset, refuse_nul_bytes
+from ingest.parse.limits import MAX_TEXT_FILE_BYTES
 from ragkit.errors import ParseError
 
 logger = logging.getLogger(__name__)
@@ -213,16 +215,39 @@ def _html_title(text: str) -> str | None:
         return None
 
 
-def read_table_file(partitioner: Callable[..., list[UElement]]) -> Callable[[Path], Partition]:
-    """CSV/TSV: decoded by `_decode` (unstructured's detector misreads Latin-1), then handed over as UTF-8."""
+# The delimiters a .csv is sniffed for (Excel writes ";" where "," is the decimal separator).
+CSV_DELIMITERS = ",;\t|"
+_SNIFF_CHARS = 64 * 1024
+
+
+def read_delimited(delimiter: str | None) -> Callable[[Path], Partition]:
+    """CSV/TSV as one table, every row and cell as the file has them; `delimiter` None is sniffed.
+
+    Read with the standard library's csv module, not unstructured's partition_csv (pandas): that
+    failed a whole file on one row longer than the header ("Expected 2 fields in line 3, saw 3"),
+    and on a one-column file sniffed a space as the delimiter and padded the short rows with cells
+    reading "None", words the file does not hold. Rows keep the cells they have; blank rows go.
+    """
 
     def partition(path: Path) -> Partition:
         text = decode(path, path.read_bytes())
-        if not text.strip():
-            return Partition([])
-        return Partition(partitioner(file=io.BytesIO(text.encode("utf-8")), languages=NO_LANGUAGE_DETECTION))
+        rows = []
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_TEXT_FILE_BYTES))  # a cell as big as a file
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter or _sniff_delimiter(text)):
+            cells = [" ".join(cell.split()) for cell in row]
+            if any(cells):
+                rows.append(" | ".join(cells))
+        return Partition([Table(text="\n".join(rows))] if rows else [])
 
     return partition
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter of a .csv among `CSV_DELIMITERS`, from its start; a comma where none stands out."""
+    try:
+        return csv.Sniffer().sniff(text[:_SNIFF_CHARS], delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
 
 
 def read_docx(path: Path) -> Partition:
