@@ -411,6 +411,17 @@ def test_html_is_read_in_its_declared_charset(tmp_path: Path) -> None:
     assert all_text(parse(path)) == "Caf\u00e9 \u201cdeluxe\u201d costs 5\u20ac."
 
 
+def test_html_whose_meta_claims_utf16_is_read_as_the_ascii_compatible_text_it_is(tmp_path: Path) -> None:
+    """Taken at its word, the <meta> turned the page into CJK characters; a real UTF-16 file has a BOM."""
+    page = '<html><head><meta charset="utf-16"></head><body><p>Caf\u00e9s need oil weekly.</p></body></html>'
+    claimed = tmp_path / "claimed.html"
+    claimed.write_bytes(page.encode("utf-8"))
+    real = tmp_path / "real.html"
+    real.write_bytes(page.encode("utf-16"))
+
+    assert all_text(parse(claimed)) == all_text(parse(real)) == "Caf\u00e9s need oil weekly."
+
+
 def test_xhtml_that_opens_with_an_xml_declaration_is_read(tmp_path: Path) -> None:
     path = tmp_path / "notes.xhtml.html"
     path.write_bytes(

@@ -84,7 +84,13 @@ def check_is_text(path: Path, text: str) -> None:
 
 
 def html_charset(data: bytes) -> str | None:
-    """The charset an HTML file declares in a <meta> tag near its start, if Python knows it."""
+    """The charset an HTML file declares in a <meta> tag near its start, if Python knows it.
+
+    A <meta> that names UTF-16 or UTF-32 was read in an ASCII-compatible encoding, so it is wrong
+    (a UTF-16 file has a byte-order mark, which wins): browsers ignore it (WHATWG reads it as UTF-8),
+    and here the encoding is then found as for an undeclared file. Taken at its word, it turned an
+    ASCII page into a line of CJK characters, indexed without a word.
+    """
     match = _HTML_CHARSET.search(data[:4096])
     if not match:
         return None
@@ -92,6 +98,7 @@ def html_charset(data: bytes) -> str | None:
     if label in _WINDOWS_1252_LABELS:
         return "cp1252"
     try:
-        return codecs.lookup(label).name
+        name = codecs.lookup(label).name
     except LookupError:
         return None
+    return None if name.startswith(("utf-16", "utf-32")) else name
