@@ -14,6 +14,7 @@ preparing, embedding, writing, pruning, the report) live in their own modules, w
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import queue
 import threading
@@ -25,6 +26,7 @@ from ingest import changes, points
 from ingest.isolation import DEFAULT_PARSE_TIMEOUT, prepare_isolated
 from ingest.prepare import Job, Prepared, report_error
 from ingest.report import IngestReport, Progress, check_writable
+from ragkit.errors import InputError
 from ragkit.store import CollectionOptions, Store
 
 log = logging.getLogger("ragkit.ingest")
@@ -61,6 +63,7 @@ def run(
     reported; the HTTP service turns it off, to build once many uploads have arrived instead of after each.
     """
     started = time.perf_counter()
+    _check_workers(workers)
     check_writable(report)
     planned = changes.plan(
         store,
@@ -108,6 +111,18 @@ def run(
     if build_index:
         changes.build_index(store, collection, result)
     return result.finish(started, report)
+
+
+def _check_workers(workers: int | None) -> None:
+    """Refuse a `workers` that is not a count, before anything is done: a negative one parsed in one
+    process as if it were 0, and 1.5 or "2" failed only once parsing began, as the supervisor's error."""
+    if workers is None:
+        return
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 0:
+        raise InputError(
+            f"workers={workers!r} must be a whole number of parsing processes, 0 or more (0 and 1 both "
+            "parse one document at a time), or None to choose by the job's size"
+        )
 
 
 def _auto_workers(documents: int, device: str) -> int:

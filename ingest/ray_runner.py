@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import pickle
 import re
 import time
@@ -98,8 +99,12 @@ def run_on_ray(
     not be open in this process: an embedded folder is handed to the job's writer actor.
     """
     where = _check_address(ray, address)
-    if workers is not None and workers < 1:
-        raise InputError(f"workers={workers}: on Ray, the number of parsing tasks at once must be >= 1")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
+    ):
+        raise InputError(
+            f"workers={workers!r}: on Ray, the number of parsing tasks at once must be a whole number >= 1"
+        )
     check_writable(report)
     ray_module = import_ray()
     started = time.perf_counter()

@@ -6,6 +6,7 @@ import ctypes
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -342,6 +343,22 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
     assert len(failures) == 2
     for name in ("empty.md", "fake.pdf"):  # each named once, whether or not its error names it too
         assert sum(line.count(str(corpus / name)) for line in failures) == 1
+
+
+def test_a_number_of_workers_that_is_not_a_count_is_refused_before_the_job_starts(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus")
+    with ragkit.open("docs", store=tmp_path / "s", model="minilm") as kit:
+        for workers in (-1, 1.5, "2", True):
+            with pytest.raises(ragkit.InputError, match=re.escape(f"workers={workers!r} must be")):
+                kit.ingest([corpus], workers=workers)
+        for workers in (0, 1.5, True):  # on Ray, parsing tasks at once, of which 0 would be none
+            with pytest.raises(ragkit.InputError, match=re.escape(f"workers={workers!r}: on Ray")):
+                kit.ingest([corpus], workers=workers, ray=True)
+        assert kit.store.collections() == []
+    args = ["ingest", str(corpus), "--store", str(tmp_path / "s"), "--model", "minilm", "--workers", "-1"]
+    with pytest.raises(SystemExit) as refused:
+        cli(args)
+    assert refused.value.code == 2 and "'-1' is not a number of processes >= 0" in capsys.readouterr().err
 
 
 def test_a_report_that_cannot_be_written_is_refused_before_the_job_starts(tmp_path, capsys):

@@ -23,7 +23,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     ingest.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     ingest.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4); "
         "with --ray, parsing tasks at once (default: as the cluster's CPUs allow)",
     )
@@ -58,6 +58,17 @@ def _seconds(text: str) -> float | None:
     if not seconds >= 0 or seconds == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
     return seconds or None
+
+
+def _workers(text: str) -> int:
+    """--workers: a whole number >= 0 (a negative one meant one process, unsaid; --ray needs >= 1)."""
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes >= 0")
+    return workers
 
 
 def _metadata(pairs: Sequence[str]) -> dict[str, str]:
