@@ -392,6 +392,18 @@ def test_html_keeps_what_a_reader_sees_in_noscript_templates_dialogs_and_form_co
     ]
 
 
+def test_html_and_markdown_keep_a_block_of_one_letter_or_digit_but_not_a_stray_glyph(tmp_path: Path) -> None:
+    page = tmp_path / "answers.html"
+    page.write_text(
+        "<h1>Answers</h1><p>Question 1:</p><p>B</p><p>|</p><div>5<p>Question 2 was void.</p></div>"
+    )
+    notes = tmp_path / "answers.md"
+    notes.write_text("# Answers\n\nQuestion 1:\n\nB\n\n*\n\nQuestion 2:\n\n5\n")
+
+    assert all_text(parse(page)) == "Answers Question 1: B 5 Question 2 was void."
+    assert all_text(parse(notes)) == "Answers Question 1: B Question 2: 5"
+
+
 def test_markdown_keeps_the_text_of_its_raw_html_details(tmp_path: Path) -> None:
     path = tmp_path / "faq.md"
     path.write_text(

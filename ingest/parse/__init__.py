@@ -1,6 +1,6 @@
 """Files -> ParsedDocument, through unstructured's partitioners, offline and without telemetry.
 
-Three things about unstructured 0.27 shape this module:
+Four things about unstructured 0.27 shape this module:
 
 * It pings a telemetry endpoint when imported and prints a sales banner on the first partition, so the
   opt-out variables are set before it is imported (in ``ingest/__init__.py``, which runs first).
@@ -9,6 +9,9 @@ Three things about unstructured 0.27 shape this module:
   no elements at all. ``ingest.parse.nlp`` replaces its model loader: the installed model when
   there is one, otherwise a small built-in pipeline (blank English + sentencizer + a heuristic verb
   tagger), built once per process.
+* Its HTML partitioner skips every block of one character as a stray glyph, so a paragraph "5" or
+  "B" was lost; ``ingest.parse.formats`` keeps one letter or digit (see
+  ``_element_type_keeping_one_character_words``).
 * ``partition_pdf`` cannot be imported without the ``unstructured[pdf]`` extra (it imports
   ``pi_heif`` and ``unstructured_inference``, and the extra pulls a CUDA torch), so PDFs are laid out
   with pdfminer.six (``ingest.parse.pdf``) and classified with unstructured's own

@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import lxml.html
 import markdown
 import pptx
+import unstructured.partition.html.parser as html_parser
 from lxml import etree
 from unstructured.documents.elements import Element as UElement
 from unstructured.documents.elements import ElementMetadata, NarrativeText, Table, Text, Title
@@ -33,6 +34,24 @@ from ingest.parse.limits import MAX_TEXT_FILE_BYTES
 from ragkit.errors import ParseError
 
 logger = logging.getLogger(__name__)
+
+if not callable(getattr(html_parser, "derive_element_type_from_text", None)):
+    raise ImportError(
+        "unstructured.partition.html.parser.derive_element_type_from_text is missing: this unstructured "
+        "version types HTML blocks differently, and ingest.parse cannot keep one-character words"
+    )
+_derive_element_type = html_parser.derive_element_type_from_text
+
+
+def _element_type_keeping_one_character_words(text: str) -> type[Text] | None:
+    """unstructured's element type for the text of an HTML block, but Text, not None (skipped), for a
+    block of one letter or digit: it skips every one-character block as a stray glyph, which a lone
+    "|" or "·" is, but "5" in a table of values or "B" in an answer key is a word. Looked up as a
+    module global on each call, so rebinding it covers HTML, Markdown and email bodies at once."""
+    return _derive_element_type(text) or (Text if text.isalnum() else None)
+
+
+html_parser.derive_element_type_from_text = _element_type_keeping_one_character_words
 
 # unstructured detects each document's language (langdetect, a quarter of parse time) only to fill
 # metadata ragkit never stores; [""] is its documented "skip" value.
