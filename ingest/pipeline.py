@@ -13,6 +13,7 @@ preparing, embedding, writing, pruning, the report) live in their own modules, w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import os
@@ -83,24 +84,28 @@ def run(
             failed: list[Job] = []  # their old points go with the next write
             pending_tokens = 0
             processes = _auto_workers(len(planned.jobs), encoder.device.type) if workers is None else workers
-            outcomes = prepare_isolated(
+            parsing = prepare_isolated(
                 planned.jobs,
                 encoder.token_counter,
                 planned.max_tokens,
                 processes=processes,
                 timeout=parse_timeout,
             )
-            for outcome in outcomes:
-                if isinstance(outcome, Prepared):
-                    pending.append(outcome)
-                    pending_tokens += sum(section.tokens for section in outcome.sections)
-                else:
-                    report_error(result, *outcome)
-                    failed.append(outcome[0])
-                    bar.advance(documents=1)
-                if pending_tokens >= EMBED_FLUSH_TOKENS:
-                    _embed_and_write(pending, failed, encoder, writer, planned.metadata, result, bar)
-                    pending, failed, pending_tokens = [], [], 0
+            # Closed whatever ends the loop: an error's traceback keeps this frame alive, and an open
+            # generator its parsing processes with it, for as long as the error is kept (in a notebook,
+            # until the next one).
+            with contextlib.closing(parsing) as outcomes:
+                for outcome in outcomes:
+                    if isinstance(outcome, Prepared):
+                        pending.append(outcome)
+                        pending_tokens += sum(section.tokens for section in outcome.sections)
+                    else:
+                        report_error(result, *outcome)
+                        failed.append(outcome[0])
+                        bar.advance(documents=1)
+                    if pending_tokens >= EMBED_FLUSH_TOKENS:
+                        _embed_and_write(pending, failed, encoder, writer, planned.metadata, result, bar)
+                        pending, failed, pending_tokens = [], [], 0
             _embed_and_write(pending, failed, encoder, writer, planned.metadata, result, bar)
         result.sections_deleted += writer.sections_deleted
     finally:

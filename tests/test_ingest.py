@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,10 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 import ragkit
-from ingest import discover
+from ingest import discover, isolation, pipeline
 from ingest.worker import start_parsing_process
 from ragkit.cli import main as cli
 from ragkit.store import Store
@@ -373,6 +375,40 @@ def test_a_report_that_cannot_be_written_is_refused_before_the_job_starts(tmp_pa
         ingest(tmp_path / "s", corpus, report=tmp_path)
     with Store.open(path=tmp_path / "s") as store:
         assert store.collections() == []  # neither job did anything
+
+
+def overflowing_checkpoint(tiny_gte: Path, folder: Path) -> Path:
+    """The tiny gte with finite weights whose activations overflow float32: it loads, and every call to
+    encode fails (as half precision can overflow on a GPU)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny_gte, folder)
+    weights = load_file(tiny_gte / "model.safetensors")
+    weights["embeddings.word_embeddings.weight"].mul_(1e38).clamp_(-3e38, 3e38)
+    save_file(weights, folder / "model.safetensors")
+    return folder
+
+
+def parsing_processes() -> set[int]:
+    """This process's parsing children, but those kept idle for its next job."""
+    kept = {child.process.pid for child in isolation._Idle.children}
+    return {p.pid for p in psutil.Process().children() if "ingest.worker" in " ".join(p.cmdline())} - kept
+
+
+def test_a_job_stopped_by_an_error_ends_its_parsing_processes_while_the_error_is_kept(
+    tmp_path, tiny_gte_dir, monkeypatch
+):
+    monkeypatch.setattr(pipeline, "EMBED_FLUSH_TOKENS", 1)  # embed after the first document: parsing goes on
+    corpus = tmp_path / "corpus"
+    for i in range(12):
+        write_corpus(corpus / f"part{i}")
+    kit = ragkit.open(
+        "docs", store=tmp_path / "store", model=str(overflowing_checkpoint(tiny_gte_dir, tmp_path / "m"))
+    )
+    with kit, pytest.raises(ragkit.RagkitError, match="produced NaN or infinite values") as stopped:
+        kit.ingest([corpus], workers=2)
+    assert stopped.value.__traceback__ is not None  # kept, as a notebook keeps the last error
+    assert parsing_processes() == set()
 
 
 def test_worker_processes_give_the_same_points_as_in_process_parsing(tmp_path):

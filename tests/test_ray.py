@@ -33,7 +33,7 @@ from ragkit.store import PAYLOAD_FIELDS, Store, edge
 from ragkit.store.address import StoreAddress
 from tests import corpus as retrieval_corpus
 from tests import test_crashes as crashes
-from tests.test_ingest import write_corpus
+from tests.test_ingest import overflowing_checkpoint, write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 METADATA = {"team": "docs"}
@@ -186,18 +186,6 @@ def test_killed_encoder_and_writer_actors_mid_job_still_converge(local_ray, tmp_
 
     ingest(tmp_path / "killed", minilm_path, [docs], ray=True)
     assert point_set(tmp_path / "killed") == clean
-
-
-def overflowing_checkpoint(tiny_gte: Path, folder: Path) -> Path:
-    """The tiny gte with finite weights whose activations overflow float32: it loads, and every call to
-    encode fails (as half precision can overflow on a GPU)."""
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(tiny_gte, folder)
-    weights = load_file(tiny_gte / "model.safetensors")
-    weights["embeddings.word_embeddings.weight"].mul_(1e38).clamp_(-3e38, 3e38)
-    save_file(weights, folder / "model.safetensors")
-    return folder
 
 
 def test_a_ray_job_stopped_by_an_encoder_error_names_the_cause_and_hands_the_store_back(
