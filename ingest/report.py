@@ -62,8 +62,13 @@ class IngestReport:
         self.documents_skipped.extend(part.documents_skipped)
 
     def finish(self, started: float, file: Path | None) -> IngestReport:
-        """Stamp the job's duration (since `perf_counter()` was `started`), log the summary, write `file`."""
+        """Stamp the job's duration (since `perf_counter()` was `started`), log the summary, write `file`.
+
+        Failures and skips are put in path order: they are found in the order parsing processes (or Ray
+        tasks) finish, and the same job must give the same report."""
         self.seconds = round(time.perf_counter() - started, 3)
+        self.documents_failed.sort(key=lambda entry: (entry["path"], entry["error"]))
+        self.documents_skipped.sort(key=lambda entry: (entry["path"], entry["reason"]))
         log.info(self.summary())
         if file is not None:
             self.write(file)

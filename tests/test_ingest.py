@@ -23,6 +23,7 @@ from ingest import discover, isolation, pipeline
 from ingest.worker import start_parsing_process
 from ragkit.cli import main as cli
 from ragkit.store import Store
+from tests import hostile
 
 TOPICS = {
     "tomatoes": "Tomatoes need six hours of sun. Water them deeply twice a week and prune the side shoots.",
@@ -320,6 +321,15 @@ def test_bad_documents_are_reported_and_the_job_goes_on(tmp_path):
     ):  # fmt: skip
         assert key in written
     assert len(written["documents_failed"]) == 3
+
+
+def test_failures_are_reported_in_path_order_not_in_the_order_parsing_ends(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "a-slow.pdf").write_bytes(hostile.pdf_many_pages(20_000))  # fails at the time limit
+    (corpus / "b-empty.txt").write_text("")  # fails at once, beside it
+    with ragkit.open("docs", store=tmp_path / "store", model="minilm") as kit:
+        report = kit.ingest([corpus], workers=2, parse_timeout=2)
+    assert [Path(f["path"]).name for f in report.documents_failed] == ["a-slow.pdf", "b-empty.txt"]
 
 
 def test_every_failure_in_the_report_names_its_document_once(tmp_path):
