@@ -938,6 +938,50 @@ def test_pdf_of_two_pages_keeps_numbered_lines_at_other_heights_or_set_as_headin
     ]
 
 
+def test_pdf_keeps_what_is_filled_in_its_form_fields_and_free_text_comments(tmp_path: Path) -> None:
+    """pdfminer draws no annotations, so a filled-in form read as its blank labels. A checkbox's state,
+    a hidden field and a pop-up note are no words a reader sees."""
+    stream = b"BT /F1 11 Tf 72 700 Td (Customer name:) Tj ET BT /F1 11 Tf 72 660 Td (Pump types:) Tj ET"
+    widget = b"/Type /Annot /Subtype /Widget /Rect [%d %d %d %d]"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> /Annots [6 0 R 7 0 R 8 0 R 9 0 R 11 0 R 12 0 R] >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< %s /FT /Tx /T (name) /V (Harbor Pumps Ltd) >>" % (widget % (200, 695, 400, 712)),
+        b"<< %s /FT /Btn /T (urgent) /V /Yes >>" % (widget % (200, 620, 212, 632)),
+        b"<< %s /FT /Tx /T (internal) /V (do not show) /F 2 >>" % (widget % (200, 600, 400, 612)),
+        b"<< %s /Parent 10 0 R >>" % (widget % (200, 655, 400, 672)),  # a kid of a multi-select list
+        b"<< /FT /Ch /Ff 2097152 /T (types) /V [(Gear) (Vane)] /Kids [9 0 R] >>",
+        b"<< /Type /Annot /Subtype /FreeText /Rect [72 560 300 580] /Contents (Checked by QA) >>",
+        b"<< /Type /Annot /Subtype /Text /Rect [72 540 90 558] /Contents (a pop-up note) >>",
+    ]
+    path = tmp_path / "form.pdf"
+    path.write_bytes(pdf_file(objects))
+
+    parsed = parse(path)
+
+    assert [element.text for element in parsed.elements] == [
+        "Customer name:",
+        "Pump types:",
+        "Harbor Pumps Ltd",  # after the page's own text, top to bottom
+        "Gear Vane",
+        "Checked by QA",
+    ]
+    assert all(element.kind == TEXT and element.page == 1 for element in parsed.elements[2:])
+    only_fields = tmp_path / "only-fields.pdf"  # no glyphs to judge type by: values stay text
+    only_fields.write_bytes(
+        pdf_file([*objects[:2], objects[2].replace(b"/Contents 4 0 R", b""), *objects[3:]])
+    )
+    assert [(element.kind, element.text) for element in parse(only_fields).elements] == [
+        (TEXT, "Harbor Pumps Ltd"),
+        (TEXT, "Gear Vane"),
+        (TEXT, "Checked by QA"),
+    ]
+
+
 def test_pdf_set_all_in_one_style_falls_back_to_text_heuristics(tmp_path: Path) -> None:
     pages = [
         [

@@ -65,6 +65,7 @@ from pdfminer.pdfinterp import PDFPageInterpreter
 from pdfminer.pdfpage import PDFPage
 from pdfminer.pdfparser import PDFParser
 from pdfminer.pdftypes import resolve1
+from pdfminer.psparser import PSLiteral
 from pdfminer.utils import Matrix, Plane, Rect, decode_text
 from unstructured.cleaners.core import clean_extra_whitespace
 from unstructured.documents.coordinates import PixelSpace
@@ -95,6 +96,9 @@ _BOLD_SHARE = 0.9
 _MIN_RUNNING_PAGES = 3
 _SAME_HEIGHT = 2.0
 _NUMBER = re.compile(r"\d+")
+# Annotation flags: Hidden (bit 2) and NoView (bit 6).
+_HIDDEN_FLAGS = 0b100010
+_MAX_FIELD_DEPTH = 32
 
 
 @dataclass(eq=False)
@@ -147,7 +151,82 @@ def _pdf_boxes(document: PDFDocument) -> tuple[list[_PdfBox], int]:
     for page_count, page in enumerate(PDFPage.create_pages(document), start=1):
         interpreter.process_page(page)
         boxes.extend(_page_boxes(device.get_result(), page_count))
+        boxes.extend(_annotation_boxes(page, page_count))
     return boxes, page_count
+
+
+def _annotation_boxes(page: PDFPage, page_number: int) -> Iterator[_PdfBox]:
+    """The words a reader sees in the page's annotations, which pdfminer does not draw: what is filled
+    in a form's text fields and choice lists, and the text of free-text comments set on the page.
+    After the page's own text (their place among its lines is not known), top to bottom.
+
+    Hidden annotations, buttons (a checkbox's value is a state, not words) and signatures are left
+    out; so are pop-up notes, which a reader opens, not sees.
+    """
+    found = []
+    for annotation in _resolved_list(page.annots):
+        if not isinstance(annotation, dict) or _int(annotation.get("F")) & _HIDDEN_FLAGS:
+            continue
+        subtype = _name(annotation.get("Subtype"))
+        if subtype == "FreeText":
+            words = _strings(annotation.get("Contents"))
+        elif subtype == "Widget" and _field_value(annotation, "FT") in ("Tx", "Ch"):
+            words = _strings(_field_value(annotation, "V"))
+        else:
+            continue
+        text = clean_extra_whitespace(" ".join(words))
+        if text:
+            rect = [
+                value for value in _resolved_list(annotation.get("Rect")) if isinstance(value, int | float)
+            ]
+            top = max(rect[1::2], default=0.0)
+            left = min(rect[0::2], default=0.0)
+            found.append((-top, left, len(found), text))
+    for _, _, _, text in sorted(found):
+        element = Text(text=text)
+        element.metadata.page_number = page_number
+        yield _PdfBox(element=element, page=page_number, size=0.0, bold=False, chars=0, edge=0.0)
+
+
+def _field_value(annotation: dict[str, object], key: str) -> object:
+    """A form field's entry, from the widget or the field it belongs to (its /Parent, inherited)."""
+    node: object = annotation
+    for _ in range(_MAX_FIELD_DEPTH):  # a cyclic /Parent chain ends here
+        if not isinstance(node, dict):
+            return None
+        if key in node:
+            value = resolve1(node[key])
+            return _name(value) if key == "FT" else value
+        node = resolve1(node.get("Parent"))
+    return None
+
+
+def _strings(value: object) -> list[str]:
+    """A PDF text string, or an array of them (a list's chosen options), as str."""
+    value = resolve1(value)
+    items = value if isinstance(value, list) else [value]
+    texts = []
+    for item in (resolve1(item) for item in items):
+        if isinstance(item, bytes):
+            texts.append(decode_text(item))
+        elif isinstance(item, str):
+            texts.append(item)
+    return texts
+
+
+def _resolved_list(value: object) -> list[object]:
+    value = resolve1(value)
+    return [resolve1(item) for item in value] if isinstance(value, list) else []
+
+
+def _name(value: object) -> str | None:
+    value = resolve1(value)
+    return value.name if isinstance(value, PSLiteral) else None
+
+
+def _int(value: object) -> int:
+    value = resolve1(value)
+    return value if isinstance(value, int) else 0
 
 
 class _StableGrouping(LTLayoutContainer):
@@ -394,7 +473,10 @@ def _bold_marks(boxes: list[_PdfBox]) -> bool:
 def _looks_like_heading(box: _PdfBox, body_size: float, bold_marks: bool) -> bool:
     text = box.element.text
     return (
-        (box.size >= _HEADING_SIZE_RATIO * body_size or (bold_marks and box.bold and box.size >= body_size))
+        box.chars > 0  # no glyphs (a form field's value), no typography to tell a heading by
+        and (
+            box.size >= _HEADING_SIZE_RATIO * body_size or (bold_marks and box.bold and box.size >= body_size)
+        )
         and len(text.split()) <= _HEADING_MAX_WORDS
         and not text.endswith((".", ",", ";", ":"))
         # a bullet point stays a list item, however bold; a numbered line ("2. Method") may be a heading
