@@ -1,14 +1,39 @@
-"""The README's commands are the ones CI runs, so they cannot rot silently."""
+"""The README says what the code does: its commands parse, its flags, settings, defaults, HTTP routes and
+store layout are the code's own, so renaming or adding one fails here instead of misleading a reader."""
+
+from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
+from ragkit.cli import main
+from ragkit.config import ENVIRONMENT_VARIABLES
+from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SETTINGS = set(ENVIRONMENT_VARIABLES) | set(LLM_ENVIRONMENT_VARIABLES)
 
 
 def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
     return [block.strip() for block in blocks]
+
+
+def section(title: str) -> str:
+    """The README text under the heading `title`, up to the next heading of its level or above."""
+    lines = README.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(rf"#+ {re.escape(title)}", line))
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    body, fenced = [], False
+    for line in lines[start + 1 :]:
+        fenced ^= line.startswith("```")
+        if not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break
+        body.append(line)
+    return "\n".join(body)
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -24,15 +49,21 @@ def test_quickstart_installs_then_ingests_the_shipped_samples_and_searches():
 
 
 def test_every_setting_is_documented_in_the_readme_and_the_cli_help(capsys):
-    import pytest
-
-    from ragkit.cli import main
-    from ragkit.config import ENVIRONMENT_VARIABLES
-    from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
-
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = capsys.readouterr().out
-    readme = (ROOT / "README.md").read_text()
-    for name in ENVIRONMENT_VARIABLES | LLM_ENVIRONMENT_VARIABLES:
-        assert f"`{name}`" in readme and name in help_text
+    configuration = section("Configuration")
+    for name in SETTINGS:
+        assert f"`{name}`" in configuration and name in help_text
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "0"])
+def test_a_max_upload_setting_that_is_not_a_whole_number_of_mib_is_refused_naming_it(
+    value: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("RAGKIT_API_KEY", raising=False)
+    monkeypatch.setenv("RAGKIT_MAX_UPLOAD_MB", value)
+    assert main(["serve", "--store", str(tmp_path / "store")]) == 2
+    error = capsys.readouterr().err
+    assert "RAGKIT_MAX_UPLOAD_MB" in error and value in error and "Traceback" not in error
+    assert not (tmp_path / "store").exists()  # refused before anything is opened

@@ -79,11 +79,7 @@ def run(args: argparse.Namespace) -> int:
     keys_file = args.keys_file or env("RAGKIT_API_KEYS_FILE")
     keys = KeyRing.load(env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
     check_exposure(args.host, keys_enabled=keys.enabled, insecure=args.insecure)
-    max_upload_mb = args.max_upload_mb
-    if max_upload_mb is None:
-        max_upload_mb = int(env("RAGKIT_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
-    if max_upload_mb < 1:
-        raise InputError(f"the upload limit must be at least 1 MiB, got {max_upload_mb}")
+    max_upload_mb = _upload_limit(args.max_upload_mb, DEFAULT_MAX_UPLOAD_MB)
     config = ServerConfig(
         collection=args.collection,
         store=args.store,
@@ -110,6 +106,28 @@ def run(args: argparse.Namespace) -> int:
     log_level = "debug" if args.verbose else "info"
     uvicorn.run(app, host=args.host, port=args.port, server_header=False, log_level=log_level)
     return 0
+
+
+def _upload_limit(flag: int | None, default: int) -> int:
+    """--max-upload-mb, else RAGKIT_MAX_UPLOAD_MB, else the default: a whole number of MiB, at least 1.
+
+    The variable is read here rather than by argparse, so its bad value is named as the variable's (a
+    compose file's typo would otherwise be a traceback), and 0 is refused rather than read as "no limit".
+    """
+    if flag is not None:
+        setting, value = "--max-upload-mb", flag
+    else:
+        raw = env("RAGKIT_MAX_UPLOAD_MB")
+        setting = "RAGKIT_MAX_UPLOAD_MB"
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            raise InputError(
+                f"{setting}={raw!r} is not a whole number of MiB (the default is {default})"
+            ) from None
+    if value < 1:
+        raise InputError(f"{setting} must be at least 1 (MiB), got {value}")
+    return value
 
 
 def check_exposure(host: str, *, keys_enabled: bool, insecure: bool) -> None:
