@@ -4,7 +4,10 @@ store layout are the code's own, so renaming or adding one fails here instead of
 from __future__ import annotations
 
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +70,56 @@ def test_a_max_upload_setting_that_is_not_a_whole_number_of_mib_is_refused_namin
     error = capsys.readouterr().err
     assert "RAGKIT_MAX_UPLOAD_MB" in error and value in error and "Traceback" not in error
     assert not (tmp_path / "store").exists()  # refused before anything is opened
+
+
+class _RecordingQdrant:
+    """A loopback HTTP server standing where a Qdrant server would, recording the api-key headers sent
+    and refusing every request with 403, as a server with another key does."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+        keys = self.keys
+
+        class Handler(BaseHTTPRequestHandler):
+            def _refuse(self) -> None:
+                keys.append(self.headers.get("api-key"))
+                body = b'{"status": {"error": "Invalid api-key"}}'
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = _refuse
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_eval_sends_a_servers_api_key_from_the_environment_like_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    dataset = tmp_path / "dataset"
+    (dataset / "qrels").mkdir(parents=True)
+    (dataset / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "Water tomatoes."}\n')
+    (dataset / "queries.jsonl").write_text('{"_id": "q1", "text": "watering"}\n')
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    monkeypatch.setenv("RAGKIT_QDRANT_API_KEY", "key-from-the-environment")
+    server = _RecordingQdrant()
+    try:
+        assert main(["eval", str(dataset), "--model", "minilm", "--url", server.url]) == 2
+    finally:
+        server.close()
+    assert server.keys and set(server.keys) == {"key-from-the-environment"}, server.keys
+    assert "ragkit: error" in capsys.readouterr().err

@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
         "device": args.device or settings.device,
         "store": args.store,
         "url": args.url,
-        "api_key": args.api_key,
+        # As for every command, a server's key defaults to RAGKIT_QDRANT_API_KEY (a folder takes none).
+        "api_key": args.api_key or (settings.api_key if args.url else None),
         "progress": sys.stderr.isatty(),
     }
     result: Any
