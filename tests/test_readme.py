@@ -3,8 +3,10 @@ store layout are the code's own, so renaming or adding one fails here instead of
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,57 @@ def test_every_setting_is_documented_in_the_readme_and_the_cli_help(capsys):
     configuration = section("Configuration")
     for name in SETTINGS:
         assert f"`{name}`" in configuration and name in help_text
+
+
+@pytest.fixture(scope="module")
+def samples_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """The samples ingested as the README's quickstart does, from a relative path: (working dir, store)."""
+    import os
+    import shutil
+
+    import ragkit
+
+    root = tmp_path_factory.mktemp("readme")
+    shutil.copytree(ROOT / "samples", root / "samples")
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        with ragkit.open("demo", store="ragkit-store", model="minilm") as kit:
+            assert kit.ingest([Path("samples")], workers=0).ok
+    finally:
+        os.chdir(before)
+    yield root, root / "ragkit-store"
+
+
+def test_a_source_filter_takes_the_absolute_path_that_hits_show(
+    samples_store: tuple[Path, Path], capsys, monkeypatch: pytest.MonkeyPatch
+):
+    from ragkit.commands.search import FILTER_HELP
+
+    root, store = samples_store
+    monkeypatch.chdir(root)
+    search = [
+        "search",
+        "tomatoes",
+        "--store",
+        str(store),
+        "--collection",
+        "demo",
+        "--mode",
+        "sparse",
+        "--json",
+    ]
+
+    def sources(*filters: str) -> list[str]:
+        assert main([*search, *[f"--filter={spec}" for spec in filters]]) == 0
+        return [hit["metadata"]["source"] for hit in json.loads(capsys.readouterr().out)["hits"]]
+
+    absolute = str((root / "samples" / "gardening.txt").resolve())
+    assert absolute in sources()
+    assert sources(f"source={absolute}") == [absolute]
+    assert sources("source=samples/gardening.txt") == []  # the path as given to ingest is not stored
+    assert "source (the file's absolute path" in FILTER_HELP
+    assert '{"source": "/' in section("Using ragkit in a RAG application")
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "0"])

@@ -26,9 +26,9 @@ filters (--filter, repeatable; every key must match):
                      the same key again: any of the values
   KEY>=N  KEY>N  KEY<=N  KEY<N
                      numeric range; several on one key combine (quote them for the shell)
-  fields: source (the path as given to ingest), doc_id, title, section_index, page_start, page_end,
-  and the --metadata keys of ingest; `--json` shows a hit's fields
-  example: --filter source=docs/a.pdf --filter 'page_start>=3' --filter 'page_end<=7'
+  fields: source (the file's absolute path, as ingest recorded it and hits show it), doc_id, title,
+  section_index, page_start, page_end, and the --metadata keys of ingest; `--json` shows a hit's fields
+  example: --filter source=/srv/docs/a.pdf --filter 'page_start>=3' --filter 'page_end<=7'
 """
 
 LLM_HELP = "LLM (without one, the answer quotes the most relevant sentences):\n" + "\n".join(
