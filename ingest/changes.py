@@ -109,11 +109,15 @@ def read_states(store: Store, collection: str) -> dict[str, DocState]:
 def prune(store: Store, collection: str, planned: Plan, roots: list[Path]) -> None:
     """Delete documents whose source lies under one of the roots but is no longer there. Not under a
     missing root or a folder that could not be listed: its files may all be there still (a share not
-    mounted, a folder without permissions), and the report names it as failed."""
+    mounted, a folder without permissions), and the report names it as failed. Nor one whose file is
+    there but was not found under the roots: a hidden file, or one in a hidden folder, that was
+    ingested by naming it (discovery leaves those out of a folder)."""
     resolved = [root.expanduser().resolve() for root in roots]
     for doc_id, state in planned.states.items():
         source = Path(state.source)
         if doc_id in planned.present or not _under(source, resolved) or _under(source, planned.unlisted):
+            continue
+        if source.is_file():
             continue
         store.delete_where(collection, {"doc_id": doc_id})
         planned.report.documents_deleted += 1

@@ -266,6 +266,18 @@ def test_hidden_files_are_left_out_of_folders_but_not_when_named(tmp_path):
         assert kit.search("workshop on Friday", top_k=1)[0].metadata["source"] == str(notes)
 
 
+def test_prune_keeps_a_hidden_file_that_was_named_while_it_is_there(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    notes = corpus / ".notes.md"
+    notes.write_text("# Notes\n\nBring the violin to the workshop on Friday.\n")
+    ingest(tmp_path / "store", corpus, notes)
+    before = points(tmp_path / "store", "docs")
+    report = ingest(tmp_path / "store", corpus, prune=True)  # the folder alone leaves .notes.md out
+    assert report.documents_deleted == 0 and points(tmp_path / "store", "docs") == before
+    notes.unlink()
+    assert ingest(tmp_path / "store", corpus, prune=True).documents_deleted == 1
+
+
 def test_a_job_counts_the_breadcrumbs_it_shortened(tmp_path):
     """A heading longer than half of MiniLM's 256 tokens: its section is ingested, and the report says
     how many sections carry a shortened breadcrumb."""
