@@ -196,6 +196,19 @@ def test_a_create_cut_short_leaves_nothing_in_the_way_of_the_next_one(tmp_path: 
     assert not (tmp_path / ".creating" / "docs").exists()
 
 
+def test_a_folder_collection_name_differing_from_another_only_in_case_is_refused(tmp_path: Path):
+    # On macOS, Windows or a Docker Desktop volume "Docs" is the folder of "docs": creating it went over
+    # that collection's shard. Refused on every file system, so a store folder reads the same everywhere.
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        store.upsert("docs", [section(0)])
+        with pytest.raises(
+            InputError, match="'Docs' differs from the existing collection 'docs'.*only in case"
+        ):
+            store.ensure_collection("Docs", dim=4, model="m")
+        assert store.collections() == ["docs"] and store.count("docs") == 1
+
+
 @pytest.mark.parametrize("name", ["", "a/b", "a b", "x" * 256, "..", "ünï"])
 def test_bad_collection_names_are_refused(store: Store, name: str):
     with pytest.raises(InputError, match="collection name"):

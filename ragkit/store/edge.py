@@ -51,7 +51,7 @@ import numpy as np
 import portalocker
 import qdrant_edge as edge
 
-from ragkit.errors import StoreError, StoreLockedError
+from ragkit.errors import InputError, StoreError, StoreLockedError
 from ragkit.store import rebuild
 from ragkit.store import schema as names
 from ragkit.store.base import Engine
@@ -131,6 +131,7 @@ class EdgeEngine(Engine):
         with self._write:
             if self.exists(name):
                 return
+            self._refuse_case_clash(name)
             self._ensure_space(f"create collection {name!r}", NEW_COLLECTION_BYTES)
             target = self._dir(name)
             if target.exists():
@@ -151,6 +152,23 @@ class EdgeEngine(Engine):
             staging.rename(target)
             self._unindexed[name] = 0
             self._schemas[name] = schema
+
+    def _refuse_case_clash(self, name: str) -> None:
+        """Refuse a name that differs from an existing collection's only in case.
+
+        On a case-insensitive file system (macOS, Windows, a Docker Desktop volume) both names are one
+        folder: the new collection would be created over the existing one's shard. Refused everywhere, so
+        that a store folder means the same wherever it is copied or mounted.
+        """
+        root = self._folder / COLLECTIONS
+        existing = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+        clash = [other for other in existing if other != name and other.casefold() == name.casefold()]
+        if clash:
+            raise InputError(
+                f"collection name {name!r} differs from the existing collection {clash[0]!r} of {self.where} "
+                "only in case; on a case-insensitive file system (macOS, Windows, Docker Desktop volumes) "
+                "both are one folder, so an embedded store refuses it: use another name"
+            )
 
     def _clear_schemaless(self, name: str, folder: Path) -> None:
         """Remove a collection folder that has no schema.json, but only when its shard holds no points.
