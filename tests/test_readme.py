@@ -82,6 +82,15 @@ def samples_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     yield root, root / "ragkit-store"
 
 
+def test_the_store_folder_holds_what_the_readme_lists(samples_store: tuple[Path, Path]):
+    _, store = samples_store
+    [block] = [b for b in re.findall(r"```\n(DIR/.*?)```", README, flags=re.S)]
+    listed = {line.split()[0].rstrip("/") for line in block.splitlines()}
+    found = {f"DIR/{path.name}" for path in store.iterdir()} - {"DIR/collections"}
+    found |= {f"DIR/collections/NAME/{path.name}" for path in (store / "collections" / "demo").iterdir()}
+    assert found == listed
+
+
 def test_a_source_filter_takes_the_absolute_path_that_hits_show(
     samples_store: tuple[Path, Path], capsys, monkeypatch: pytest.MonkeyPatch
 ):
