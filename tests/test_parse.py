@@ -182,6 +182,20 @@ def test_text_in_other_encodings_is_decoded_not_rejected(tmp_path: Path, encodin
     assert all_text(parse(path)) == text
 
 
+def test_utf8_text_with_a_stray_windows_1252_byte_keeps_its_accents(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read all as Windows-1252 for one pasted curly quote, every accent came out as "Ã©"."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes("Caf\u00e9 cr\u00e8me in Z\u00fcrich, ".encode() + b"it\x92s the best.")
+
+    assert all_text(parse(path)) == "Caf\u00e9 cr\u00e8me in Z\u00fcrich, it\u2019s the best."
+    assert (
+        "notes.txt: UTF-8 text holds bytes that are not UTF-8 (1); they are read as Windows-1252"
+        in caplog.text
+    )
+
+
 def test_empty_and_blank_files_have_no_extractable_text(tmp_path: Path) -> None:
     markup_without_elements = [
         ("comment.html", "<!-- drafted later -->"),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from pathlib import Path
 
 from ragkit.errors import ParseError
+
+logger = logging.getLogger(__name__)
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -57,11 +60,24 @@ def refuse_nul_bytes(path: Path, data: bytes) -> None:
 
 
 def _decode_undeclared(path: Path, data: bytes) -> str:
-    """UTF-8 when the bytes are valid UTF-8 (accidental validity is rare), else Windows-1252/Latin-1."""
+    """UTF-8 when the bytes are valid UTF-8 (accidental validity is rare), else Windows-1252/Latin-1.
+
+    UTF-8 text with a few stray Windows-1252 bytes (a curly quote pasted in from an old file, two
+    files run together) is UTF-8 with those bytes read as Windows-1252: read all as Windows-1252, its
+    every accented letter came out garbled ("café" as "cafÃ©"), without a word. It is told apart by
+    holding more valid UTF-8 sequences of non-ASCII letters than stray bytes.
+    """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    ignored = data.decode("utf-8", errors="ignore")
+    stray = data.decode("utf-8", errors="replace").count("\ufffd") - ignored.count("\ufffd")
+    if sum(1 for char in ignored if ord(char) > 127) > stray:
+        logger.warning(
+            "%s: UTF-8 text holds bytes that are not UTF-8 (%d); they are read as Windows-1252", path, stray
+        )
+        return data.decode("utf-8", errors=_AS_WINDOWS_1252)
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
@@ -74,6 +90,26 @@ def _decode_undeclared(path: Path, data: bytes) -> str:
             f"{non_ascii} of {visible} characters would be mis-decoded; save it as UTF-8"
         )
     return text
+
+
+def _stray_as_windows_1252(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: the bytes UTF-8 could not decode, as Windows-1252 (Latin-1 where it has
+    no character), so that decoding goes on after them."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    stray = error.object[error.start : error.end]
+    return "".join(_byte_as_windows_1252(byte) for byte in stray), error.end
+
+
+def _byte_as_windows_1252(byte: int) -> str:
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        return chr(byte)  # 0x81, 0x8d, 0x8f, 0x90, 0x9d: Latin-1's C1 controls
+
+
+_AS_WINDOWS_1252 = "ragkit.stray-bytes-as-windows-1252"
+codecs.register_error(_AS_WINDOWS_1252, _stray_as_windows_1252)
 
 
 def check_is_text(path: Path, text: str) -> None:
