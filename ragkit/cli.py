@@ -9,10 +9,13 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from ragkit.config import ENVIRONMENT_VARIABLES
+from ragkit.encoder import DEFAULT_MODEL
+from ragkit.encoder.resolve import ALIASES
 from ragkit.errors import RagkitError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
 
-# Each module adds its sub-command through `register(commands, store_flags)`.
+# Each module adds its sub-command through `register(commands, store_flags)`; `store_flags(parser)` adds
+# --collection, --store, --url, --api-key, --model and --device.
 COMMAND_MODULES: tuple[str, ...] = (
     "ragkit.commands.ingest",
     "ragkit.commands.search",
@@ -22,16 +25,31 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _store_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--collection", help="collection name (RAGKIT_COLLECTION, default: documents)")
+def _store_flags(parser: argparse.ArgumentParser, *, own_collection: bool = False) -> None:
+    """Where the collection is and which model reads it. With `own_collection` (ragkit eval, which indexes
+    a dataset into a collection of its own) the collection, store and URL come from the flags only, and
+    the model from --model or RAGKIT_MODEL, so the help says so instead of promising the environment."""
+    if own_collection:
+        collection = "collection name (default: named after the dataset, strategy and model)"
+        store = "embedded Qdrant folder to keep the index in (default: a temporary one)"
+        url = "Qdrant server URL to keep the index in (default: none)"
+        model = f"RAGKIT_MODEL, default {DEFAULT_MODEL}"
+    else:
+        collection = "collection name (RAGKIT_COLLECTION, default: documents)"
+        store = "embedded Qdrant folder (RAGKIT_STORE, default ./ragkit-store)"
+        url = "Qdrant server URL (RAGKIT_QDRANT_URL)"
+        model = f"RAGKIT_MODEL; default: an existing collection's own model, else {DEFAULT_MODEL}"
+    parser.add_argument("--collection", metavar="NAME", help=collection)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--store", metavar="DIR", help="embedded Qdrant folder (RAGKIT_STORE, default ./ragkit-store)"
+    where.add_argument("--store", metavar="DIR", help=store)
+    where.add_argument("--url", metavar="URL", help=url)
+    parser.add_argument("--api-key", metavar="KEY", help="Qdrant server API key (RAGKIT_QDRANT_API_KEY)")
+    parser.add_argument(
+        "--model", metavar="MODEL", help=f"encoder: hub id, directory or alias {', '.join(ALIASES)} ({model})"
     )
-    where.add_argument("--url", help="Qdrant server URL (RAGKIT_QDRANT_URL)")
-    parser.add_argument("--api-key", help="Qdrant API key (RAGKIT_QDRANT_API_KEY)")
-    parser.add_argument("--model", help="encoder: hub id, directory or alias minilm/gte-large (RAGKIT_MODEL)")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (RAGKIT_DEVICE)")
+    parser.add_argument(
+        "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N, mps (RAGKIT_DEVICE, default auto)"
+    )
 
 
 def collection_flags(parser: argparse.ArgumentParser) -> None:

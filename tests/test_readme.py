@@ -3,8 +3,10 @@ store layout are the code's own, so renaming or adding one fails here instead of
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import shlex
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from ragkit.cli import main
-from ragkit.config import ENVIRONMENT_VARIABLES
-from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
+from ragkit.cli import build_parser, main
+from ragkit.config import DEFAULT_STORE, ENVIRONMENT_VARIABLES, Settings
+from ragkit.encoder import DEFAULT_MODEL
+from ragkit.encoder.resolve import ALIASES
+from ragkit.llm import DEFAULT_TIMEOUT, LLM_ENVIRONMENT_VARIABLES, OpenAICompatibleLLM
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -41,6 +45,84 @@ def section(title: str) -> str:
     return "\n".join(body)
 
 
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the Markdown tables in `text`, split into cells (`\\|` stays inside a cell)."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|") and not re.fullmatch(r"\|(\s*-+\s*\|)+", line):
+            rows.append([cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows[1:] if rows else rows
+
+
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    """Each command of `ragkit` ("ingest" ... "store index", "store convert") and its parser."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{prefix} {name}".strip())
+        if prefix:
+            found[prefix] = parser
+
+    walk(build_parser(), "")
+    found.pop("store")
+    return found
+
+
+def options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {
+        action.option_strings[-1]: action
+        for action in parser._actions
+        if action.option_strings and not isinstance(action, argparse._HelpAction)
+    }
+
+
+SEPARATORS = {";", "&&", "||", "|", ">"}
+
+
+def split_statements(tokens: list[str]) -> list[list[str]]:
+    statements: list[list[str]] = [[]]
+    for token in tokens:
+        if token in SEPARATORS:
+            statements.append([])
+        else:
+            statements[-1].append(token)
+    return [statement for statement in statements if statement]
+
+
+def simple_commands(line: str) -> list[list[str]]:
+    """The simple commands of one shell line, as argv lists without leading VAR=value assignments; a
+    `for NAME in VALUE...; do BODY; done` loop gives its body once per value."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|>")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    tokens = list(lexer)
+    if tokens[:1] == ["for"]:
+        name, values = tokens[1], tokens[3 : tokens.index(";")]
+        body = tokens[tokens.index("do") + 1 : len(tokens) - 1 - tokens[::-1].index("done")]
+        statements = [
+            [word.replace(f"${name}", value) for word in statement]
+            for value in values
+            for statement in split_statements(body)
+        ]
+    else:
+        statements = split_statements(tokens)
+    commands = []
+    for argv in statements:
+        while argv and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", argv[0]):
+            argv = argv[1:]
+        if argv:
+            commands.append(argv)
+    return commands
+
+
+def readme_lines() -> list[str]:
+    """The lines of the README's bash blocks, continuation lines joined."""
+    return [line for block in readme_commands() for line in block.replace("\\\n", " ").splitlines()]
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     test_command = next(c for c in readme_commands() if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
@@ -60,6 +142,129 @@ def test_every_setting_is_documented_in_the_readme_and_the_cli_help(capsys):
     configuration = section("Configuration")
     for name in SETTINGS:
         assert f"`{name}`" in configuration and name in help_text
+
+
+def test_every_ragkit_variable_the_code_reads_is_a_documented_setting():
+    # Settings are read through ragkit.config.env("RAGKIT_..."); any RAGKIT_ name in the code must be one of
+    # the documented ones, so a new variable cannot be read without reaching the README and --help.
+    named = {
+        (name, path.relative_to(ROOT).as_posix())
+        for folder in ("ragkit", "ingest")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name in re.findall(r"\bRAGKIT_[A-Z0-9_]+\b", path.read_text(encoding="utf-8"))
+    }
+    undocumented = {(name, path) for name, path in named if name not in SETTINGS}
+    assert not undocumented, f"RAGKIT_ names read but not documented: {sorted(undocumented)}"
+
+
+def test_the_configuration_table_states_the_defaults_the_code_uses():
+    from ragkit.server.config import DEFAULT_MAX_UPLOAD_MB, DEFAULT_WORK_DIR
+
+    llm = OpenAICompatibleLLM.from_env(url="http://127.0.0.1:9/v1")
+    defaults = {
+        "RAGKIT_MODEL": DEFAULT_MODEL,
+        "RAGKIT_STORE": f"./{DEFAULT_STORE}",
+        "RAGKIT_DEVICE": Settings().device,
+        "RAGKIT_COLLECTION": Settings().collection,
+        "RAGKIT_LLM_MODEL": llm.model if llm else None,
+        "RAGKIT_LLM_TIMEOUT": f"{DEFAULT_TIMEOUT:g}",
+        "RAGKIT_WORK_DIR": f"./{DEFAULT_WORK_DIR}",
+        "RAGKIT_MAX_UPLOAD_MB": str(DEFAULT_MAX_UPLOAD_MB),
+    }
+    rows = {cells[0]: cells[1] for cells in table_rows(section("Configuration"))}
+    for name, default in defaults.items():
+        [row] = [meaning for names, meaning in rows.items() if f"`{name}`" in names]
+        assert f"default `{default}`" in row, f"README's {name} row does not give its default `{default}`"
+        assert f"{default}" in (ENVIRONMENT_VARIABLES | LLM_ENVIRONMENT_VARIABLES)[name], f"--help: {name}"
+
+
+def test_every_ragkit_command_in_the_readme_is_accepted_by_the_parser(capsys):
+    known = subparsers()
+    synopses = [line for line in readme_lines() if line.startswith("ragkit ") and " [" in line]
+    assert synopses, "README's Ingest section shows the synopsis of ragkit ingest"
+    for synopsis in synopses:
+        command = synopsis.split()[1]
+        shown = set(re.findall(r"(?<![\w-])--[a-z0-9-]+", synopsis))
+        assert shown <= set(options(known[command])), f"{synopsis}: {shown - set(options(known[command]))}"
+    commands = [
+        argv
+        for line in readme_lines()
+        if line not in synopses
+        for argv in simple_commands(line)
+        if argv[0] == "ragkit"
+    ]
+    assert len(commands) >= 15  # quickstart, search, query, serve, Ray, eval, LoCo, ...
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv[1:])
+        except SystemExit:
+            pytest.fail(f"README: `{shlex.join(argv)}` is refused: {capsys.readouterr().err}")
+
+
+def documented_flags() -> dict[tuple[str, str], str]:
+    """(command, flag) -> the default cell of README's "Command line" table."""
+    documented: dict[tuple[str, str], str] = {}
+    for flags_cell, commands_cell, default in table_rows(section("Command line")):
+        commands = re.findall(r"store index|store convert|ingest|search|query|eval|serve", commands_cell)
+        assert commands, f"no command in the row of {flags_cell}"
+        for flag in re.findall(r"`(--[a-z0-9-]+)", flags_cell):
+            for command in commands:
+                assert (command, flag) not in documented, f"{command} {flag} is in two rows"
+                documented[(command, flag)] = default
+    return documented
+
+
+def test_the_command_line_table_lists_every_flag_of_every_command():
+    documented = documented_flags()
+    for command, parser in subparsers().items():
+        flags = set(options(parser))
+        listed = {flag for (name, flag) in documented if name == command}
+        assert listed == flags, (
+            f"ragkit {command}: flags missing from README's Command line table: {sorted(flags - listed)}; "
+            f"listed but not taken: {sorted(listed - flags)}"
+        )
+    assert "`ragkit -v COMMAND" in section("Command line")  # the one flag before the command
+    assert set(options(build_parser())) == {"--verbose"}
+
+
+def test_the_command_line_table_gives_each_flags_default_and_variable():
+    from ragkit.server.config import DEFAULT_INDEX_AFTER, DEFAULT_MAX_UPLOAD_MB, DEFAULT_WORK_DIR
+
+    # Defaults the commands apply themselves, where argparse's default is None.
+    applied: dict[tuple[str | None, str], object] = {
+        (None, "--collection"): Settings().collection,
+        (None, "--store"): f"./{DEFAULT_STORE}",
+        (None, "--device"): Settings().device,
+        (None, "--model"): DEFAULT_MODEL,
+        ("query", "--llm-timeout"): DEFAULT_TIMEOUT,
+        ("serve", "--work-dir"): f"./{DEFAULT_WORK_DIR}",
+        ("serve", "--max-upload-mb"): DEFAULT_MAX_UPLOAD_MB,
+        ("serve", "--index-after"): DEFAULT_INDEX_AFTER,
+    }
+    for (command, flag), cell in documented_flags().items():
+        action = options(subparsers()[command])[flag]
+        default = action.default
+        if default in (None, False, []):
+            default = applied.get((command, flag), applied.get((None, flag)))
+            if command == "eval" and flag in {"--collection", "--store"}:
+                default = None  # eval names its own collection, in a temporary folder
+        if default is not None:
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            assert f"`{shown}`" in cell, f"ragkit {command} {flag}: README says {cell!r}, the code {shown!r}"
+        in_help = set(re.findall(r"\bRAGKIT_[A-Z_]+", action.help or ""))
+        in_readme = set(re.findall(r"\bRAGKIT_[A-Z_]+", cell))
+        if flag == "--store":
+            in_readme.discard("RAGKIT_QDRANT_URL")  # named as what takes the folder's place
+        assert in_readme == in_help, f"ragkit {command} {flag}: README names {in_readme}, --help {in_help}"
+
+
+def test_the_model_flag_names_every_alias(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for alias in ALIASES:
+        assert alias in help_text
+        assert f"`{alias}`" in section("Configuration")
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,7 @@ are read from local copies only, unless --allow-download.
 """
 
 
-def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(commands: Any, store_flags: Callable[..., None]) -> None:
     parser = commands.add_parser(
         "eval",
         help="retrieval quality (nDCG@10, recall, MRR) on a BEIR-layout dataset or LoCo",
@@ -67,7 +67,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dataset", metavar="DATASET", help=f"a BEIR-layout folder, or `{LOCO}`")
-    store_flags(parser)
+    store_flags(parser, own_collection=True)  # eval's collection is its own: see EPILOG
     parser.add_argument(
         "--strategy",
         choices=("section", "chunk"),
