@@ -267,6 +267,51 @@ def test_the_model_flag_names_every_alias(capsys):
         assert f"`{alias}`" in section("Configuration")
 
 
+def test_the_serve_table_lists_every_route_with_its_fields(tmp_path: Path):
+    from fastapi.routing import APIRoute
+
+    from ragkit.server import ServerConfig, create_app
+    from ragkit.server.schemas import (
+        MAX_TOP_K,
+        DeleteResponse,
+        HitOut,
+        IndexResponse,
+        QueryRequest,
+        QueryResponse,
+        SearchRequest,
+    )
+
+    app = create_app(ServerConfig(store=str(tmp_path / "store"), work_dir=tmp_path / "work", model="minilm"))
+    routes = {
+        (method, re.sub(r"\{\w+\}", "{}", route.path))  # a path parameter's name is the code's own
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    documented: dict[tuple[str, str], str] = {}
+    for endpoint, what in table_rows(section("Serve")):
+        method = None
+        for span in re.findall(r"`([^`]+)`", endpoint):
+            words = span.split()
+            method = words[0] if len(words) == 2 else method
+            documented[(method, re.sub(r"\{\w+\}", "{}", words[-1].split("?")[0]))] = what
+    assert set(documented) == routes
+
+    def names(text: str) -> set[str]:
+        return set(re.findall(r'["`](\w+)["`]', text))  # "field" or `field`
+
+    search = documented[("POST", "/v1/search")]
+    request, response = search.split("→")
+    assert names(request) == set(SearchRequest.model_fields)
+    assert f'"top_k": 1-{MAX_TOP_K}' in request
+    assert names(response) == {"hits"} | set(HitOut.model_fields)
+    query = documented[("POST", "/v1/query")]
+    assert names(query.split("→")[0]) | set(SearchRequest.model_fields) == set(QueryRequest.model_fields)
+    assert names(query.split("→")[1].split("(")[0]) == set(QueryResponse.model_fields)
+    assert names(documented[("DELETE", "/v1/documents/{}")]) == set(DeleteResponse.model_fields)
+    assert names(documented[("POST", "/v1/index")]) == set(IndexResponse.model_fields)
+
+
 @pytest.fixture(scope="module")
 def samples_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """The samples ingested as the README's quickstart does, from a relative path: (working dir, store)."""
