@@ -157,3 +157,18 @@ def test_the_image_runs_the_server_with_the_cli_it_installs(dockerfile: str) -> 
         assert f"!{source.rstrip('/')}" in ignore.replace("/\n", "\n"), (
             f"{source} is excluded from the context"
         )
+
+
+def test_the_models_env_example_offers_are_ones_the_image_can_load(dockerfile: str) -> None:
+    from ragkit.encoder.resolve import ALIASES
+
+    lines = (DOCKER / ".env.example").read_text(encoding="utf-8").splitlines()
+    setting = next(number for number, line in enumerate(lines) if line.startswith("RAGKIT_MODEL="))
+    [offer] = [line for line in lines[:setting][-3:] if line.startswith("# Encoder:")]
+    offered = {alias for alias in ALIASES if re.search(rf"\b{re.escape(alias)}\b", offer)}
+    assert offered, f"{offer!r} names no alias"
+    [extras] = re.findall(r"^ARG RAGKIT_EXTRAS=(\S+)$", dockerfile, flags=re.M)
+    # The packaged MiniLM is a pip package of its own (the minilm extra); the hub models download.
+    assert "minilm" not in offered or "minilm" in extras.split(","), (
+        f".env.example offers minilm, which the image (extras {extras}) does not install"
+    )
