@@ -60,6 +60,14 @@ def test_quickstart_ingests_searches_filters_and_plugs_into_both_frameworks(
     assert "3 unchanged" in outputs[2]
     search = outputs[3].splitlines()
     assert "gardening.txt" in search[0]  # the tomato section comes first
+    # The text says what the printed scores are: the default hybrid mode's fused rank scores (RRF, at most
+    # 0.2, reached by a section first in both lists), not the cosines the text once promised.
+    scores = [float(line.split()[0]) for line in search if not line.startswith(" ")]
+    assert scores[0] == 0.2 and all(0 < score <= 0.2 for score in scores)
+    described = next(
+        cell.source for cell in read("quickstart.ipynb").cells if cell.source.startswith("## Search")
+    )
+    assert "fused rank score" in described and "cosine score" not in described
     assert "qdrant-basics.md" in outputs[4] and "gardening.txt" not in outputs[4]  # one source only
     assert "gardening.txt" not in outputs[5]
     assert "[1]" in outputs[6] and "twice a week" in outputs[6]
