@@ -428,6 +428,18 @@ def test_markdown_keeps_the_text_of_its_raw_html_details(tmp_path: Path) -> None
     assert all_text(parse(path)) == "FAQ Does it run offline? Yes, once the model is cached."
 
 
+def test_an_inline_svg_title_is_its_alternative_text_not_the_page_title(tmp_path: Path) -> None:
+    path = tmp_path / "manual.html"
+    path.write_text(
+        '<svg><title>Arrow icon</title><text x="1">Next</text></svg><h1>Pump manual</h1><p>Oil it weekly.</p>'
+    )
+
+    parsed = parse(path)
+
+    assert parsed.title == "Pump manual"  # the page's <head> has no title of its own
+    assert all_text(parsed) == "Arrow icon Next Pump manual Oil it weekly."
+
+
 def test_html_is_read_in_its_declared_charset(tmp_path: Path) -> None:
     path = tmp_path / "legacy.htm"
     path.write_bytes(

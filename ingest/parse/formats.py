@@ -126,6 +126,9 @@ _XML_DECLARATION = re.compile(r"\A\s*<\?xml\b[^>]*\?>")
 _SKIPPED_BLOCKS = ("details", "summary", "figure", "nav", "form", "main", "noscript", "template", "dialog")
 # Inline elements it drops, read as the inline element each is shown as.
 _SKIPPED_PHRASES = {"label": "span", "del": "s", "svg": "span"}
+# Inside an <svg>: its <text>s are labels of a drawing, its <title> the drawing's alternative text
+# (as an <img>'s alt is), each read apart from the next.
+_SVG_WORDS = ("text", "title")
 # Form controls, each drawn as a box of its own: read as a <span> of the words a reader sees in it,
 # set apart from the words around it.
 _CONTROLS = ("button", "select", "optgroup", "option", "textarea", "input")
@@ -169,7 +172,8 @@ def _with_skipped_text_shown(text: str, root: etree._Element) -> str:
     <template>, whose content scripts (or, for a declarative shadow root, the browser itself) put on
     the page; a <dialog>'s text, shown when it opens as a <details>' text is; <del>, which a browser
     shows struck through (a changelog's old name is still searched for); the <text> of an inline
-    <svg> diagram; and the words of form controls: a <label>, a <button>'s text, the <option>s (and
+    <svg> diagram and its <title>, the drawing's alternative text as an <img>'s alt is (and no
+    longer the page's title where the <head> has none); and the words of form controls: a <label>, a <button>'s text, the <option>s (and
     <optgroup> labels) of a <select>, a <textarea>'s text, and an <input>'s value and placeholder
     (a button's label, a field's hint), but not the value of a hidden, password, checkbox, radio or
     other input that shows none. All are read as a <div>, a <span> or an <s> instead.
@@ -178,7 +182,8 @@ def _with_skipped_text_shown(text: str, root: etree._Element) -> str:
     <datalist>, and the fallbacks inside <iframe>, <object>, <video>, <audio> and <canvas>, which a
     browser that shows the element does not show.
     """
-    skipped = list(root.iter(*_SKIPPED_BLOCKS, *_SKIPPED_PHRASES, *_CONTROLS, "text"))
+    skipped = list(root.iter(*_SKIPPED_BLOCKS, *_SKIPPED_PHRASES, *_CONTROLS))
+    skipped += [words for svg in root.iter("svg") for words in svg.iter(*_SVG_WORDS)]
     if not skipped:
         return text
     for element in skipped:
@@ -186,7 +191,8 @@ def _with_skipped_text_shown(text: str, root: etree._Element) -> str:
             element.tag = "div"
         elif element.tag in _SKIPPED_PHRASES:
             element.tag = _SKIPPED_PHRASES[element.tag]
-        elif element.tag == "text":  # an <svg>'s: each a label of its own, kept apart from the next
+        elif element.tag in _SVG_WORDS:
+            element.tag = "span"
             element.tail = " " + (element.tail or "")
         else:
             _show_control(element)
