@@ -8,6 +8,7 @@ machine, Ray) plan and prune with these functions, on the machine that started t
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,11 +90,16 @@ def plan(
 
 
 def _max_tokens(requested: int | None, model_limit: int) -> int:
+    """The section size limit. A whole number only: 100.0 sectioned as 100 does, but it is part of every
+    document's hash, so a later run with 100 would re-ingest every document for nothing."""
     if requested is None:
         return model_limit
-    if not 16 <= requested <= model_limit:
-        raise InputError(f"max_tokens={requested} must be between 16 and the model's limit of {model_limit}")
-    return requested
+    whole = isinstance(requested, numbers.Integral) and not isinstance(requested, bool)
+    if not whole or not 16 <= requested <= model_limit:
+        raise InputError(
+            f"max_tokens={requested!r} must be a whole number between 16 and the model's limit of {model_limit}"
+        )
+    return int(requested)
 
 
 def read_states(store: Store, collection: str) -> dict[str, DocState]:

@@ -464,6 +464,15 @@ def test_model_mismatch_is_a_clear_error(tmp_path, tiny_gte_dir):
         kit.ingest([corpus], workers=0)
 
 
+def test_a_max_tokens_that_is_not_a_whole_number_is_refused_before_the_job_starts(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    with ragkit.open("docs", store=tmp_path / "store", model="minilm") as kit:
+        for max_tokens in (100.0, 100.5, "100"):  # 100.0 would re-ingest a collection made with 100
+            with pytest.raises(ragkit.InputError, match=re.escape(f"max_tokens={max_tokens!r} must be")):
+                kit.ingest([corpus], workers=0, max_tokens=max_tokens)
+        assert kit.store.collections() == []
+
+
 def test_reserved_metadata_keys_are_refused(tmp_path):
     with pytest.raises(ragkit.InputError, match="reserved"):
         ingest(tmp_path / "store", write_corpus(tmp_path / "corpus"), metadata={"source": "x"})
