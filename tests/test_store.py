@@ -397,6 +397,36 @@ def test_a_scroll_page_size_that_is_not_a_positive_int_is_refused_before_the_fir
         store.scroll_points("docs", page_size=page_size)
 
 
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+@pytest.mark.parametrize("top_k", [0, 2**62, 2**64, 2**100])
+def test_a_top_k_beyond_what_the_engines_take_is_refused_naming_it_and_the_range(
+    store: Store, mode: str, top_k: int
+):
+    # Edge takes a limit as an unsigned 64-bit int: top_k=2**64 (and, in hybrid mode, any top_k whose
+    # candidate lists of 4 x top_k passed it) failed with a bare "OverflowError: int too big to convert".
+    store.ensure_collection("docs", dim=4, model="m")
+    store.upsert("docs", [section(i) for i in range(3)])
+    refused = rf"top_k must be an int from 1 to {2**62 - 1} \(2\*\*62 - 1\), got {top_k}$"
+    with pytest.raises(InputError, match=refused):
+        store.search("docs", [1, 0, 0, 0], top_k=top_k, mode=mode, text="section")
+    assert len(store.search("docs", [1, 0, 0, 0], top_k=2**62 - 1, mode=mode, text="section")) == 3
+
+
+@pytest.mark.parametrize("page_size", [2**64, 2**100])
+def test_a_scroll_page_size_beyond_what_the_engines_take_is_refused_naming_it_and_the_range(
+    store: Store, page_size: int
+):
+    # Edge raised a bare "OverflowError: int too big to convert" for a page of 2**64 points.
+    store.ensure_collection("docs", dim=4, model="m")
+    store.upsert("docs", [section(0)])
+    refused = rf"page_size must be a positive int, got {page_size}: from 1 to {2**64 - 1} \(2\*\*64 - 1\)"
+    with pytest.raises(InputError, match=refused):
+        store.scroll_payloads("docs", ["doc_id"], page_size=page_size)
+    with pytest.raises(InputError, match=refused):
+        store.scroll_points("docs", page_size=page_size)
+    assert len(list(store.scroll_points("docs", page_size=2**64 - 1))) == 1
+
+
 def test_count_counts_all_points_or_the_matching_ones(store: Store):
     store.ensure_collection("docs", dim=4, model="m")
     assert store.count("docs") == 0

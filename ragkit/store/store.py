@@ -62,6 +62,10 @@ TIE_FETCH_LIMIT = 1024
 # at rank r of the other only), so with one extra hit an odd top_k split a pair and needed a second
 # query in 290 of 300 hybrid searches (10k clustered points); with two, none did.
 TIE_MARGIN = 2
+# Engines take a count of results as an unsigned 64-bit int (Edge raised a bare "OverflowError: int too
+# big to convert" past it), and a hybrid search asks each of its lists for HYBRID_CANDIDATES x top_k.
+MAX_PAGE_SIZE = 2**64 - 1
+MAX_TOP_K = MAX_PAGE_SIZE // HYBRID_CANDIDATES  # 2**62 - 1
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 # Payload integers both engines store exactly: signed and unsigned 64-bit.
 PAYLOAD_INT_MIN, PAYLOAD_INT_MAX = -(2**63), 2**64 - 1
@@ -368,8 +372,8 @@ class Store:
         are ordered by point id, so the same search always gives the same hits.
         """
         _check_name(name)
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InputError(f"top_k must be a positive int, got {top_k!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise InputError(f"top_k must be an int from 1 to {MAX_TOP_K} (2**62 - 1), got {top_k!r}")
         check_mode(mode)
         check_fusion(fusion)
         if score_threshold is not None:
@@ -503,8 +507,10 @@ def _check_name(name: str) -> None:
 
 def _check_page_size(page_size: int) -> None:
     # A page of 0 points never reaches the end: Edge answers it with no points and a next offset.
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-        raise InputError(f"page_size must be a positive int, got {page_size!r}")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InputError(
+            f"page_size must be a positive int, got {page_size!r}: from 1 to {MAX_PAGE_SIZE} (2**64 - 1)"
+        )
 
 
 def _check_id(point_id: str) -> str:
