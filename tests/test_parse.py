@@ -1008,6 +1008,47 @@ def test_pdf_keeps_what_is_filled_in_its_form_fields_and_free_text_comments(tmp_
     ]
 
 
+def _pdf_with_unmapped_font(path: Path, readable: bytes) -> Path:
+    """Three glyphs in a CID font with no ToUnicode map (pdfminer writes them as "(cid:42)"), then
+    `readable` in Helvetica."""
+    stream = b"BT /F1 12 Tf 72 700 Td <002A003B004C> Tj ET" + readable
+    path.write_bytes(
+        pdf_file(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+                b" /Resources << /Font << /F1 5 0 R /F2 7 0 R >> >> >>",
+                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+                b"<< /Type /Font /Subtype /Type0 /BaseFont /Subset /Encoding /Identity-H /DescendantFonts [6 0 R] >>",
+                b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Subset"
+                b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> >>",
+                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            ]
+        )
+    )
+    return path
+
+
+def test_pdf_characters_whose_font_maps_them_to_no_text_are_left_out_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """They were indexed as "(cid:42)(cid:59)(cid:76)"; with nothing else on the page, it is no text."""
+    mixed = _pdf_with_unmapped_font(
+        tmp_path / "mixed.pdf", b" BT /F2 11 Tf 72 650 Td (The pump needs oil.) Tj ET"
+    )
+    unreadable = _pdf_with_unmapped_font(tmp_path / "unreadable.pdf", b"")
+
+    assert all_text(parse(mixed)) == "The pump needs oil."
+    assert (
+        "mixed.pdf: 3 characters on pages 1 are set in fonts that map them to no Unicode text" in caplog.text
+    )
+    with pytest.raises(
+        ParseError, match=r"unreadable\.pdf: no extractable text \(3 characters on 1 pages are set"
+    ):
+        parse(unreadable)
+
+
 def test_pdf_set_all_in_one_style_falls_back_to_text_heuristics(tmp_path: Path) -> None:
     pages = [
         [

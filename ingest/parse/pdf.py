@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import re
 from collections import Counter
@@ -82,6 +83,8 @@ from unstructured.partition.utils.config import env_config
 from ingest.parse.formats import Partition
 from ragkit.errors import ParseError
 
+logger = logging.getLogger(__name__)
+
 # ---------------------------------------------------------------------------------------- PDF ----
 
 _PDF_TAIL_BYTES = 2048
@@ -96,6 +99,7 @@ _BOLD_SHARE = 0.9
 _MIN_RUNNING_PAGES = 3
 _SAME_HEIGHT = 2.0
 _NUMBER = re.compile(r"\d+")
+_UNMAPPED = re.compile(r"\(cid:\d+\)")
 # Annotation flags: Hidden (bit 2) and NoView (bit 6).
 _HIDDEN_FLAGS = 0b100010
 _MAX_FIELD_DEPTH = 32
@@ -120,12 +124,26 @@ def read_pdf(path: Path) -> Partition:
             document = PDFDocument(PDFParser(file))
         except (PDFPasswordIncorrect, PDFEncryptionError) as exc:
             raise ParseError(f"{path}: PDF is encrypted and needs a password") from exc
-        boxes, pages = _pdf_boxes(document)
+        unmapped: Counter[int] = Counter()
+        boxes, pages = _pdf_boxes(document, unmapped)
         title = _pdf_info_title(document)
+    if unmapped and not boxes:
+        raise ParseError(
+            f"{path}: no extractable text ({unmapped.total()} characters on {len(unmapped)} pages are set "
+            "in fonts that map them to no Unicode text: the text needs OCR, which ragkit does not run)"
+        )
     if pages and not boxes:
         raise ParseError(
             f"{path}: no extractable text ({pages} pages without a text layer: a scanned PDF needs OCR, "
             "which ragkit does not run)"
+        )
+    if unmapped:
+        logger.warning(
+            "%s: %d characters on pages %s are set in fonts that map them to no Unicode text; "
+            "left out (they need OCR)",
+            path,
+            unmapped.total(),
+            ", ".join(map(str, sorted(unmapped))),
         )
     return Partition(_classify_pdf_boxes(boxes, pages), title)
 
@@ -141,8 +159,9 @@ def _check_pdf_complete(path: Path, file: BinaryIO) -> None:
     file.seek(0)
 
 
-def _pdf_boxes(document: PDFDocument) -> tuple[list[_PdfBox], int]:
-    """Every text box on every page, in pdfminer's reading order, and the number of pages."""
+def _pdf_boxes(document: PDFDocument, unmapped: Counter[int]) -> tuple[list[_PdfBox], int]:
+    """Every text box on every page, in pdfminer's reading order, and the number of pages; `unmapped`
+    counts, by page, the characters left out for want of a Unicode mapping."""
     resources = CustomPDFResourceManager()  # unstructured's: resolves CID fonts' embedded CMaps
     device = _StableAggregator(resources, laparams=LAParams(all_texts=True))
     interpreter = PDFPageInterpreter(resources, device)
@@ -150,7 +169,7 @@ def _pdf_boxes(document: PDFDocument) -> tuple[list[_PdfBox], int]:
     page_count = 0
     for page_count, page in enumerate(PDFPage.create_pages(document), start=1):
         interpreter.process_page(page)
-        boxes.extend(_page_boxes(device.get_result(), page_count))
+        boxes.extend(_page_boxes(device.get_result(), page_count, unmapped))
         boxes.extend(_annotation_boxes(page, page_count))
     return boxes, page_count
 
@@ -313,12 +332,18 @@ class _StableAggregator(PDFPageAggregator):
         self.cur_item = _StableFigure(name, bbox, self.cur_item.matrix)
 
 
-def _page_boxes(layout: LTPage, page_number: int) -> Iterator[_PdfBox]:
+def _page_boxes(layout: LTPage, page_number: int, unmapped: Counter[int]) -> Iterator[_PdfBox]:
+    """The page's text boxes. A character whose font maps it to no Unicode text (a subset font
+    without a ToUnicode map) is a glyph number that pdfminer writes as "(cid:42)"; indexed, it was
+    a run of such numbers. It is left out and counted in `unmapped` instead."""
     system = PixelSpace(width=layout.width, height=layout.height)
     for box in _text_boxes(layout):
-        text = clean_extra_whitespace(
-            get_text_with_deduplication(box, env_config.PDF_CHAR_DUPLICATE_THRESHOLD)
-        )
+        text = get_text_with_deduplication(box, env_config.PDF_CHAR_DUPLICATE_THRESHOLD)
+        chars = [char for line in box for char in line if isinstance(char, LTChar)]
+        if any(_UNMAPPED.fullmatch(char.get_text()) for char in chars):
+            text, count = _UNMAPPED.subn("", text)
+            unmapped[page_number] += count
+        text = clean_extra_whitespace(text)
         if not text:
             continue
         x1, y1, x2, y2 = box.x0, layout.height - box.y1, box.x1, layout.height - box.y0
@@ -328,7 +353,6 @@ def _page_boxes(layout: LTPage, page_number: int) -> Iterator[_PdfBox]:
         # position header (top 7 % of the page) or footer (bottom 7 %).
         element = element_from_text(text, coordinates=points, coordinate_system=system)
         element.metadata.page_number = page_number
-        chars = [char for line in box for char in line if isinstance(char, LTChar)]
         sizes = Counter(round(char.size * 2) / 2 for char in chars)
         bold = sum("bold" in char.fontname.lower() for char in chars)
         yield _PdfBox(
