@@ -91,6 +91,17 @@ def test_flattened_html_keeps_the_structure_above_the_limit_and_no_script_text(t
     assert [element.text for element in parse(page).elements] == ["Title", "First & top.", "Bottom text."]
 
 
+def test_flattened_html_keeps_its_blocks_apart_and_its_inline_tags_inside_words(tmp_path: Path) -> None:
+    # The tags left out below the limit took the breaks between blocks with them: "FirstSecond".
+    page = tmp_path / "deep.html"
+    bottom = "<p>First words</p><p>Second words</p><ul><li>one</li><li>two</li></ul>pre<b>fix</b>ed"
+    page.write_text("<html><body>" + "<div>" * 300 + bottom + "</div>" * 300 + "</body></html>")
+    assert (
+        " ".join(element.text for element in parse(page).elements)
+        == "First words Second words one two prefixed"
+    )
+
+
 def test_markdown_quoted_500_deep_keeps_the_text_at_the_bottom(tmp_path: Path) -> None:
     # Its HTML is 500 blockquotes deep, past libxml2's 256: the quote came out empty before.
     page = tmp_path / "deep.md"

@@ -39,6 +39,43 @@ _VOID = frozenset(
 )
 _SELF_CLOSING_SIBLINGS = frozenset(["p", "li", "dt", "dd", "tr", "td", "th", "option"])
 _RAW_TEXT = frozenset({"script", "style"})
+# Elements that run inside a line of text. Any other tag left out still ends a block, so it leaves a
+# line break in its place: without one, "<p>First</p><p>Second</p>" below the limit read "FirstSecond".
+_INLINE = frozenset(
+    [
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "big",
+        "cite",
+        "code",
+        "data",
+        "del",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "ins",
+        "kbd",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "tt",
+        "u",
+        "var",
+        "wbr",
+    ]
+)
 
 
 def too_deep(text: str) -> bool:
@@ -72,6 +109,8 @@ class _Flattener(HTMLParser):
         written = len(self._open) < self._max_depth
         if written:
             self.out.append(self.get_starttag_text() or "")
+        elif tag not in _INLINE:
+            self.out.append("\n")
         self._open.append((tag, written))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -84,6 +123,8 @@ class _Flattener(HTMLParser):
                 for name, written in reversed(self._open[index:]):
                     if written:
                         self.out.append(f"</{name}>")
+                    elif name not in _INLINE:
+                        self.out.append("\n")
                 del self._open[index:]
                 return
         # an end tag that closes nothing is dropped, as browsers do
