@@ -841,6 +841,17 @@ def test_pdf_without_title_metadata_is_titled_by_its_top_heading(tmp_path: Path)
     assert parse(write_pdf(tmp_path / "report.pdf", REPORT_PAGES)).title == "Parsing Long Documents"
 
 
+@pytest.mark.parametrize("placeholder", ["Microsoft Word - pump-notes.docx", "report.pdf", "Untitled"])
+def test_pdf_whose_title_metadata_is_a_file_name_or_untitled_is_titled_by_its_top_heading(
+    tmp_path: Path, placeholder: str
+) -> None:
+    """A converter's placeholder led every breadcrumb, and so went into every embedding."""
+    assert (
+        parse(write_pdf(tmp_path / "r.pdf", REPORT_PAGES, title=placeholder)).title
+        == "Parsing Long Documents"
+    )
+
+
 def test_pdf_keeps_one_off_text_near_the_page_edge(tmp_path: Path) -> None:
     pages = [
         [

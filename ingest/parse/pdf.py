@@ -99,6 +99,10 @@ _BOLD_SHARE = 0.9
 _MIN_RUNNING_PAGES = 3
 _SAME_HEIGHT = 2.0
 _NUMBER = re.compile(r"\d+")
+_PLACEHOLDER_TITLE = re.compile(
+    r"\s*(?:untitled(?:[\s-]*(?:document|\d+))?|.*\.(?:pdf|docx?|dotx?|rtf|odt|pptx?|xlsx?|ods|odp|tex|dvi|ps|indd|qxd|pages|key))\s*\Z",
+    re.IGNORECASE | re.DOTALL,
+)
 _UNMAPPED = re.compile(r"\(cid:\d+\)")
 # Annotation flags: Hidden (bit 2) and NoView (bit 6).
 _HIDDEN_FLAGS = 0b100010
@@ -375,12 +379,16 @@ def _text_boxes(container: LTContainer) -> Iterator[LTTextBox]:
 
 
 def _pdf_info_title(document: PDFDocument) -> str | None:
+    """The Info dictionary's /Title, unless it is a placeholder that a converter wrote there: a file
+    name ("Microsoft Word - pump-manual.docx", "report.tex") or "Untitled". The title leads every
+    section's breadcrumb, so such a one went into every embedding; the first top-level heading then
+    titles the document instead."""
     for info in document.info:
         title = resolve1(info.get("Title"))
         if isinstance(title, bytes):
-            return decode_text(title)
+            title = decode_text(title)
         if isinstance(title, str):
-            return title
+            return None if _PLACEHOLDER_TITLE.match(title) else title
     return None
 
 
