@@ -1,8 +1,8 @@
-"""Building the index of an embedded collection never freezes search.
+"""Building the index of an embedded collection, or adding a payload index to it, never freezes search.
 
-Edge's `optimize` holds the GIL while it runs, so the engine builds in a child process on a copy of the
-shard and swaps the copy in between two searches; writes wait for the build. A crash at any step leaves
-a folder that opens whole.
+Edge's `optimize` holds the GIL while it runs, and so does adding a payload index to a shard that holds
+points, so the engine does both in a child process on a copy of the shard and swaps the copy in between
+two searches; writes wait for them. A crash at any step leaves a folder that opens whole.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+import qdrant_edge as edge
 
-from ragkit.store import Point, Store, point_id, rebuild
+from ragkit.store import CollectionOptions, Point, Store, point_id, rebuild
 
 DIM = 384
 POINTS = 12_000  # 18 MB of vectors: past the size below which segments stay unindexed
@@ -88,6 +89,133 @@ def test_searches_are_answered_while_the_index_is_built_and_a_write_waits_for_it
         assert ranked(store, queries, exact=False) != before
     leftovers = sorted(p.name for p in (tmp_path / "collections" / "docs").iterdir())
     assert leftovers == ["schema.json", "shard", "unindexed.json"]
+
+
+def languages(vectors: np.ndarray, doc: str = "d") -> list[Point]:
+    """Points with a `lang` field, which no collection indexes unless it is declared."""
+    return [
+        Point(p.id, p.vector, {**p.payload, "lang": f"l{i % 7}"}) for i, p in enumerate(points(vectors, doc))
+    ]
+
+
+def rebuilding_children() -> list[psutil.Process]:
+    """This process's children that are changing a shard copy (`python -m ragkit.store.rebuild`)."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if "ragkit.store.rebuild" in child.cmdline():
+                found.append(child)
+        except psutil.NoSuchProcess:  # it ended meanwhile
+            continue
+    return found
+
+
+def indexed_fields(shard: Path) -> set[str]:
+    loaded = edge.EdgeShard.load(str(shard))
+    try:
+        return set(loaded.info().payload_schema)
+    finally:
+        loaded.close()
+
+
+def test_searches_are_answered_while_a_payload_index_is_added_to_a_collection_with_points(tmp_path: Path):
+    # Adding the index in this process held the GIL for as long as the points took (60,000 points: a
+    # keyword and an integer index stopped every other thread for 0.5 s each, the HTTP service's searches
+    # with them). Now a child adds it to a copy of the shard while this process goes on answering.
+    rng = np.random.default_rng(11)
+    query = rng.normal(size=DIM)
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=DIM, model="m")
+        store.upsert("docs", languages(rng.normal(size=(POINTS, DIM)).astype(np.float32)))
+    with Store.open(path=tmp_path) as store:
+        finished: list[str] = []
+        declared = CollectionOptions(indexes={"lang": "keyword"})
+
+        def add() -> None:
+            store.ensure_collection("docs", dim=DIM, model="m", options=declared)
+            finished.append("index")
+
+        def write() -> None:
+            store.upsert("docs", languages(rng.normal(size=(1, DIM)).astype(np.float32), doc="late"))
+            finished.append("write")
+
+        adding, writing = threading.Thread(target=add), threading.Thread(target=write)
+        adding.start()
+        answered_while_a_child_adds_it, latencies = 0, []
+        while adding.is_alive():
+            started = time.monotonic()
+            assert len(store.search("docs", query, top_k=5, mode="hybrid", text="garden")) == 5
+            latencies.append(time.monotonic() - started)
+            if rebuilding_children():
+                answered_while_a_child_adds_it += 1
+                if writing.ident is None:
+                    writing.start()  # the child runs under the write lock: the write waits for it
+        adding.join()
+
+        print(
+            f"\n{answered_while_a_child_adds_it} searches answered while the child added the index, "
+            f"slowest of all {max(latencies) * 1000:.0f} ms"
+        )
+        assert answered_while_a_child_adds_it > 0, "the index was added in this process, holding the GIL"
+        writing.join()
+        assert finished == ["index", "write"]
+        assert store.schema("docs").indexes["lang"] == "keyword"
+        assert store.count("docs") == POINTS + 1
+        assert store.count("docs", {"lang": "l3"}) == len([i for i in range(POINTS) if i % 7 == 3])
+        assert store.unindexed("docs") == POINTS + 1  # a payload index is not the vector index's build
+    collection = tmp_path / "collections" / "docs"
+    assert "lang" in indexed_fields(collection / rebuild.SHARD)
+    assert sorted(p.name for p in collection.iterdir()) == ["schema.json", "shard", "unindexed.json"]
+
+
+def test_a_payload_index_of_an_empty_collection_is_added_without_a_copy(tmp_path: Path, monkeypatch):
+    copies: list[Path] = []
+    copy_shard = rebuild.copy_shard
+    monkeypatch.setattr(
+        rebuild, "copy_shard", lambda source, target: copies.append(target) or copy_shard(source, target)
+    )
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        store.ensure_collection(
+            "docs", dim=8, model="m", options=CollectionOptions(indexes={"lang": "keyword"})
+        )
+        assert copies == [] and store.schema("docs").indexes["lang"] == "keyword"
+        store.upsert("docs", languages(np.random.default_rng(12).normal(size=(20, 8)).astype(np.float32)))
+        assert store.count("docs", {"lang": "l1"}) == 3
+    assert "lang" in indexed_fields(tmp_path / "collections" / "docs" / rebuild.SHARD)
+
+
+def test_a_crash_at_any_step_of_adding_a_payload_index_leaves_a_store_that_opens_whole(tmp_path: Path):
+    collection = tmp_path / "collections" / "docs"
+    shard, copy, old = collection / rebuild.SHARD, collection / rebuild.NEXT, collection / rebuild.OLD
+    declared = CollectionOptions(indexes={"lang": "keyword"})
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        store.upsert("docs", languages(np.random.default_rng(13).normal(size=(50, 8)).astype(np.float32)))
+
+    def reopened() -> tuple[int, bool]:
+        """The points, and whether schema.json records the index."""
+        with Store.open(path=tmp_path) as store:
+            count, recorded = store.count("docs"), "lang" in store.schema("docs").indexes
+        assert sorted(p.name for p in collection.iterdir()) == ["schema.json", "shard", "unindexed.json"]
+        return count, recorded
+
+    # Killed once the child had indexed the copy, before the swap: the copy is dropped, nothing recorded.
+    rebuild.copy_shard(shard, copy)
+    assert rebuild.index_copy(copy, {"lang": "keyword"})
+    assert reopened() == (50, False)
+    assert "lang" not in indexed_fields(shard)
+    # Killed inside the swap: the indexed copy becomes the shard; schema.json does not record it yet.
+    rebuild.copy_shard(shard, copy)
+    rebuild.index_copy(copy, {"lang": "keyword"})
+    shard.rename(old)
+    assert reopened() == (50, False)
+    assert "lang" in indexed_fields(shard)
+    # Declaring the index again adds it to the shard that already has it, and records it.
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=8, model="m", options=declared)
+        assert store.count("docs", {"lang": "l2"}) == 7
+    assert reopened() == (50, True)
 
 
 def test_the_store_counts_the_points_written_since_the_last_build_across_reopening(

@@ -16,10 +16,11 @@ never cleared while its shard holds points. Writes go through Edge's WAL: a proc
 comes back at a whole-batch boundary.
 
 Threads: searches run together (Edge releases the GIL for them, and a shard serves concurrent reads);
-writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, so `build_index`
-runs it in a child process on a copy of the shard and swaps the copy in between two searches (see
-`rebuild`): searches go on meanwhile, and so does the first read of a collection not yet loaded (loading
-has its own lock, which a build holds only for its swap); writes wait. Until a build, new points sit in
+writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, and so does adding
+a payload index to a shard that holds points, so `build_index` and `add_index` run them in a child
+process on a copy of the shard and swap the copy in between two searches (see `rebuild`): searches go on
+meanwhile, and so does the first read of a collection not yet loaded (loading has its own lock, which a
+build holds only for its swap); writes wait. Until a build, new points sit in
 segments that are searched exactly, and deleted ones stay in the index until it is rebuilt without them.
 Their count is kept beside the shard, so that whoever decides when to build (an ingestion job, the
 service) sees it across restarts, and a build with nothing to do copies nothing.
@@ -43,7 +44,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ INDEX_SPACE_FACTOR = 2
 # process, whose forked children inherit the map but not the hold.
 _HELD: dict[Path, int] = {}
 
-_INDEX_TYPES = {
+INDEX_TYPES = {
     "keyword": edge.PayloadSchemaType.Keyword,
     "integer": edge.PayloadSchemaType.Integer,
     "float": edge.PayloadSchemaType.Float,
@@ -142,7 +143,7 @@ class EdgeEngine(Engine):
             shard = edge.EdgeShard.create(str(staging / SHARD), _config(schema))
             try:
                 for key, kind in schema.indexes.items():
-                    shard.update(edge.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
+                    shard.update(edge.UpdateOperation.create_field_index(key, INDEX_TYPES[kind]))
                 shard.flush()
             finally:
                 shard.close()  # it is loaded again from its final place on first use
@@ -217,8 +218,20 @@ class EdgeEngine(Engine):
             current = self.schema(name)
             if current.indexes.get(field) == kind:
                 return
-            self._ensure_space(f"index field {field!r} of {name!r}", _disk_bytes(self._dir(name) / SHARD)[0])
-            self._shard(name).update(edge.UpdateOperation.create_field_index(field, _INDEX_TYPES[kind]))
+            what = f"index field {field!r} of {name!r}"
+            if self._shard(name).count(edge.CountRequest(exact=True)) == 0:  # nothing to index: instant
+                self._ensure_space(what, _disk_bytes(self._dir(name) / SHARD)[0])
+                self._update(name, edge.UpdateOperation.create_field_index(field, INDEX_TYPES[kind]))
+            else:
+                # Indexing the points holds the GIL for as long as they take: in a child, on a copy.
+                self._rebuild(
+                    name,
+                    what,
+                    lambda shard: _disk_bytes(shard)[0],
+                    lambda copy: rebuild.index_copy(copy, {field: kind}),
+                )
+            # Recorded once the shard has it: a crash before leaves an index that is not recorded, which
+            # the next declaration of it adds again, never a recorded index that the shard lacks.
             updated = current.with_index(field, kind)
             _write_json(self._dir(name) / SCHEMA_FILE, updated.to_json())
             self._schemas[name] = updated
@@ -347,30 +360,46 @@ class EdgeEngine(Engine):
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in found]
 
     def build_index(self, name: str) -> bool:
-        folder = self._dir(name)
         with self._write:
             if self.unindexed(name) == 0:
                 return False
-            shard = self._shard(name)
-            shard.flush()
-            # The copy keeps the shard's sparse files sparse, and the child fills them when it loads it.
-            copy, holes = _disk_bytes(folder / SHARD)
-            segments, _ = _disk_bytes(folder / SHARD / "segments")
-            self._ensure_space(f"build the index of {name!r}", copy + holes + INDEX_SPACE_FACTOR * segments)
-            try:
-                rebuild.copy_shard(folder / SHARD, folder / rebuild.NEXT)
-                changed = rebuild.optimize_copy(folder / rebuild.NEXT)
-                if changed:
-                    with self._gate.swap(), self._loading:
-                        del self._shards[name]
-                        shard.close()
-                        rebuild.swap_in(folder)
-                        self._shards[name] = _load(folder / SHARD)
-                # Writes waited since the copy, so every point is now where the build left it.
-                self._reset_unindexed(name, 0)
-                return changed
-            finally:
-                shutil.rmtree(folder / rebuild.NEXT, ignore_errors=True)  # an unused or failed copy
+            changed = self._rebuild(
+                name,
+                f"build the index of {name!r}",
+                lambda shard: INDEX_SPACE_FACTOR * _disk_bytes(shard / "segments")[0],
+                rebuild.optimize_copy,
+            )
+            # Writes waited since the copy, so every point is now where the build left it.
+            self._reset_unindexed(name, 0)
+            return changed
+
+    def _rebuild(
+        self, name: str, what: str, needed: Callable[[Path], int], change: Callable[[Path], bool]
+    ) -> bool:
+        """Have a child process change a copy of the collection's shard, and swap the copy in between two
+        searches; True when `change` (given the copy's folder) says it changed the copy.
+
+        Called with the write lock held, so writes wait from the flush on and the copy misses none.
+        `needed(shard folder)`: the space the change fills, beyond the copy itself.
+        """
+        folder = self._dir(name)
+        shard = self._shard(name)
+        shard.flush()
+        # The copy keeps the shard's sparse files sparse, and the child fills them when it loads it.
+        copy, holes = _disk_bytes(folder / SHARD)
+        self._ensure_space(what, copy + holes + needed(folder / SHARD))
+        try:
+            rebuild.copy_shard(folder / SHARD, folder / rebuild.NEXT)
+            changed = change(folder / rebuild.NEXT)
+            if changed:
+                with self._gate.swap(), self._loading:
+                    del self._shards[name]
+                    shard.close()
+                    rebuild.swap_in(folder)
+                    self._shards[name] = _load(folder / SHARD)
+            return changed
+        finally:
+            rebuild.settle(folder)  # removes the old shard, or an unused or failed copy
 
     def describe(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}".replace("Service runtime error: ", "")

@@ -2,8 +2,10 @@
 
 Edge's `optimize()` holds the GIL for as long as it runs: a 40,000-point build stopped every other thread
 of its process for all of its 14 s (`python -m bench.index_build`), so in-process it would freeze every
-search, and the HTTP service with them. So the engine flushes the shard, copies it (its writes wait
-meanwhile, its searches do not), has a child process optimize the copy, and swaps the copy in between two
+search, and the HTTP service with them. So does adding a payload index (`create_field_index`): a keyword
+or an integer index of 60,000 points stopped every other thread for 0.2-0.8 s each, and that grows with
+the points. So the engine flushes the shard, copies it (its writes wait meanwhile, its searches do not),
+has a child process optimize the copy or add the payload indexes to it, and swaps the copy in between two
 searches.
 
 On disk, beside `shard/`: `shard.next/` is the copy being built, and `shard.old/` the shard being
@@ -18,7 +20,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 SHARD = "shard"
 NEXT = "shard.next"
@@ -45,8 +49,19 @@ def copy_shard(source: Path, target: Path) -> None:
 
 def optimize_copy(path: Path) -> bool:
     """Build the index of the shard copy at `path` in a child process; True when it changed anything."""
+    return _in_child(path, {"optimize": True})
+
+
+def index_copy(path: Path, indexes: Mapping[str, str]) -> bool:
+    """Add payload indexes ({field: kind, as in schema.json}) to the shard copy at `path` in a child
+    process; True, as the copy has changed."""
+    return _in_child(path, {"indexes": dict(indexes)})
+
+
+def _in_child(path: Path, task: dict[str, Any]) -> bool:
+    """Run `task` (see `main`) on the shard copy at `path` in a child process; True when it changed it."""
     done = subprocess.run(
-        [sys.executable, "-m", "ragkit.store.rebuild", str(path), str(os.getpid())],
+        [sys.executable, "-m", "ragkit.store.rebuild", str(path), str(os.getpid()), json.dumps(task)],
         capture_output=True,
         text=True,
         check=False,
@@ -58,13 +73,15 @@ def optimize_copy(path: Path) -> bool:
 
 
 def swap_in(collection: Path) -> None:
-    """Replace `shard/` with the finished `shard.next/` (both closed)."""
+    """Replace `shard/` with the finished `shard.next/` (both closed), leaving the old one in `shard.old/`:
+    searches wait for the swap, so removing it (0.2 s of a 60,000-point shard) is left to `settle`, after."""
     (collection / SHARD).rename(collection / OLD)
-    settle(collection)
+    (collection / NEXT).rename(collection / SHARD)
 
 
 def settle(collection: Path) -> None:
-    """Finish or undo a rebuild that a crash interrupted, so `shard/` is the collection's shard."""
+    """Finish or undo a rebuild that a crash interrupted, or clear what a finished one left, so that
+    `shard/` is the collection's shard and nothing else is beside it."""
     shard, finished, old = collection / SHARD, collection / NEXT, collection / OLD
     if not shard.exists() and (finished.exists() or old.exists()):
         # shard/ moves away only once the copy is finished: use that, else put the old one back.
@@ -88,13 +105,22 @@ def die_with(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The child: load the copy, build its index, flush, say whether anything changed."""
+    """The child: load the copy at argv[0], add the task's payload indexes ({"indexes": {field: kind}})
+    and build its index ({"optimize": true}), flush, say whether anything changed."""
     die_with(int(argv[1]))
+    task = json.loads(argv[2])
     import qdrant_edge as edge
+
+    from ragkit.store.edge import INDEX_TYPES
 
     shard = edge.EdgeShard.load(argv[0])
     try:
-        changed = shard.optimize()
+        changed = False
+        for field, kind in sorted(task.get("indexes", {}).items()):
+            shard.update(edge.UpdateOperation.create_field_index(field, INDEX_TYPES[kind]))
+            changed = True
+        if task.get("optimize"):
+            changed = shard.optimize() or changed
         shard.flush()
     finally:
         shard.close()
