@@ -638,6 +638,32 @@ def test_docx_notes_follow_the_paragraph_that_cites_them(tmp_path: Path) -> None
     ]
 
 
+def test_docx_with_a_broken_notes_part_keeps_its_body_and_names_the_part(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing else reads the notes part, so it does not fail the document; a broken body does."""
+    document = docx.Document()
+    document.add_paragraph("Replace the seal yearly.")._p.append(
+        _wordml('<w:r><w:footnoteReference w:id="1"/></w:r>')
+    )
+    path = tmp_path / "manual.docx"
+    document.save(path)
+    _with_notes_part(path, "footnote", '<w:footnote w:id="1"><w:p>')  # cut off
+
+    assert all_text(parse(path)) == "Replace the seal yearly."
+    assert "manual.docx: its notes part word/footnotes.xml is not well-formed XML" in caplog.text
+    with zipfile.ZipFile(path) as package:
+        members = {name: package.read(name) for name in package.namelist()}
+    broken = tmp_path / "broken.docx"
+    with zipfile.ZipFile(broken, "w") as package:
+        for name, data in members.items():
+            package.writestr(name, data[:-40] if name == "word/document.xml" else data)
+    with pytest.raises(
+        ParseError, match=r"broken\.docx: cannot parse DOCX: its part word/document\.xml is not"
+    ):
+        parse(broken)
+
+
 def test_docx_without_title_property_is_titled_by_its_first_top_level_heading(tmp_path: Path) -> None:
     document = docx.Document()
     document.add_heading("Preface", level=2)

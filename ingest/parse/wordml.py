@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import posixpath
 import zipfile
 from pathlib import Path
 
 from lxml import etree
+
+from ragkit.errors import ParseError
+
+logger = logging.getLogger(__name__)
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
@@ -64,9 +69,14 @@ def readable_docx(path: Path) -> io.BytesIO | None:
         name = _main_part(package)
         if name is None:
             return None  # python-docx says what is wrong with the package
-        root = etree.fromstring(package.read(name), _PARSER)
+        try:
+            root = etree.fromstring(package.read(name), _PARSER)
+        except etree.XMLSyntaxError as exc:
+            raise ParseError(
+                f"{path}: cannot parse DOCX: its part {name} is not well-formed XML: {exc}"
+            ) from exc
         unwrapped = _unwrap(root)
-        noted = _insert_notes(root, _notes(package, name))
+        noted = _insert_notes(root, _notes(path, package, name))
         if not (unwrapped or noted):
             return None
         main = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
@@ -93,16 +103,17 @@ def _main_part(package: zipfile.ZipFile) -> str | None:
     return None
 
 
-def _notes(package: zipfile.ZipFile, main: str) -> dict[str, dict[str, etree._Element]]:
+def _notes(path: Path, package: zipfile.ZipFile, main: str) -> dict[str, dict[str, etree._Element]]:
     """The document's footnotes and endnotes by the tag that cites them and their id, each unwrapped;
-    none where the part is missing or its relationships do not name it."""
+    none where the part is missing or its relationships do not name it. A notes part that is not
+    well-formed XML is left out with a warning: nothing else reads it, and the body is still good."""
     folder, file = posixpath.split(main)
     try:
         relationships = etree.fromstring(
             package.read(posixpath.join(folder, "_rels", f"{file}.rels")), _PARSER
         )
-    except KeyError:
-        return {}
+    except (KeyError, etree.XMLSyntaxError):
+        return {}  # python-docx reads the same relationships, and says what is wrong with them
     notes: dict[str, dict[str, etree._Element]] = {}
     for relationship in relationships:
         kind, target = _NOTES.get(relationship.get("Type", "")), relationship.get("Target")
@@ -116,6 +127,11 @@ def _notes(package: zipfile.ZipFile, main: str) -> dict[str, dict[str, etree._El
         try:
             part_root = etree.fromstring(package.read(part), _PARSER)
         except KeyError:
+            continue
+        except etree.XMLSyntaxError as exc:
+            logger.warning(
+                "%s: its notes part %s is not well-formed XML (%s); its notes are left out", path, part, exc
+            )
             continue
         _unwrap(part_root)
         note_tag, cite_tag = kind
