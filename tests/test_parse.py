@@ -300,6 +300,15 @@ def test_markdown_front_matter_with_lists_and_nested_keys_is_one_text_block(tmp_
     ]
 
 
+def test_markdown_front_matter_title_written_as_a_yaml_block_scalar_gives_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "guide.md"
+    path.write_text(
+        "---\ntitle: >\n  Pump maintenance:\n  a field guide\nauthor: Ada\n---\n\nOil it weekly.\n"
+    )
+
+    assert parse(path).title == "Pump maintenance: a field guide"  # it was ">"
+
+
 def test_markdown_front_matter_with_windows_line_endings_gives_the_title(tmp_path: Path) -> None:
     path = tmp_path / "notes.md"
     path.write_bytes(b"---\r\ntitle: Release notes\r\n---\r\n\r\n# Fixes\r\n\r\nA crash on start.\r\n")

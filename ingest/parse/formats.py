@@ -73,6 +73,9 @@ def read_text(path: Path) -> Partition:
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t\r]*$", re.MULTILINE)
+# A YAML block scalar (`title: >` or `title: |-`), whose value is the indented lines below it.
+_BLOCK_SCALAR = re.compile(r"[>|][+-]?\d?")
+_INDENTED_LINES = re.compile(r"(?:\r?\n[ \t]+[^\r\n]*)+")
 # A line of a YAML mapping: `key:` at the margin, or what a value continues with (an indented line,
 # a list item, a comment). Checked by line, not parsed: PyYAML is no runtime dependency of ragkit.
 _YAML_KEY = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)")
@@ -100,6 +103,9 @@ def read_markdown(path: Path) -> Partition:
         elements.append(Text(text=front_matter.group(1)))
         if found := _FRONT_MATTER_TITLE.search(front_matter.group(1)):
             title = found.group(1).strip("'\"")
+            if _BLOCK_SCALAR.fullmatch(title):  # the title ">" led every breadcrumb
+                lines = _INDENTED_LINES.match(front_matter.group(1), found.end())
+                title = " ".join(lines.group().split()) if lines else None
     if not text.strip():
         return Partition(elements, title)
     try:
