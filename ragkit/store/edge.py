@@ -149,8 +149,11 @@ class EdgeEngine(Engine):
                 shard.close()  # it is loaded again from its final place on first use
             _write_json(staging / UNINDEXED_FILE, {"points": 0})
             _write_json(staging / SCHEMA_FILE, schema.to_json())
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True)
+                rebuild.sync_dir(self._folder)
             staging.rename(target)
+            rebuild.sync_dir(target.parent)  # so the collection outlives a power loss once created
             self._unindexed[name] = 0
             self._schemas[name] = schema
 
@@ -605,6 +608,7 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+    rebuild.sync_dir(path.parent)  # the rename, else a power loss may bring the old file back
 
 
 def _config(schema: Schema) -> edge.EdgeConfig:

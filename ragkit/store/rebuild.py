@@ -32,7 +32,10 @@ _CHUNK = 2**20
 
 def copy_shard(source: Path, target: Path) -> None:
     """Copy a flushed shard folder, keeping the holes of its sparse memory-mapped files as holes, so the
-    copy fills the disk no more than the shard does."""
+    copy fills the disk no more than the shard does.
+
+    Every file and folder of the copy is fsynced: once it is swapped in, the shard it replaces is removed,
+    and the child's flush syncs only the files that Edge writes, not those it leaves as copied."""
     shutil.rmtree(target, ignore_errors=True)
     for root, _, files in os.walk(source):
         here = target / Path(root).relative_to(source)
@@ -45,6 +48,21 @@ def copy_shard(source: Path, target: Path) -> None:
                     else:
                         writing.write(chunk)
                 writing.truncate()
+                os.fsync(writing.fileno())
+        sync_dir(here)
+    sync_dir(target.parent)
+
+
+def sync_dir(folder: Path) -> None:
+    """Make the names created, renamed or removed in `folder` survive a power loss: on POSIX a rename is
+    on disk only once its folder is fsynced. Skipped where a folder cannot be opened for that (Windows)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def optimize_copy(path: Path) -> bool:
@@ -77,6 +95,7 @@ def swap_in(collection: Path) -> None:
     searches wait for the swap, so removing it (0.2 s of a 60,000-point shard) is left to `settle`, after."""
     (collection / SHARD).rename(collection / OLD)
     (collection / NEXT).rename(collection / SHARD)
+    sync_dir(collection)
 
 
 def settle(collection: Path) -> None:
@@ -86,6 +105,7 @@ def settle(collection: Path) -> None:
     if not shard.exists() and (finished.exists() or old.exists()):
         # shard/ moves away only once the copy is finished: use that, else put the old one back.
         (finished if finished.exists() else old).rename(shard)
+        sync_dir(collection)
     shutil.rmtree(finished, ignore_errors=True)  # a copy that was never finished
     shutil.rmtree(old, ignore_errors=True)
 
