@@ -385,6 +385,15 @@ def test_a_number_of_workers_that_is_not_a_count_is_refused_before_the_job_start
     assert refused.value.code == 2 and "'-1' is not a number of processes >= 0" in capsys.readouterr().err
 
 
+def test_a_metadata_key_given_twice_with_two_values_is_refused(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus")
+    args = ["ingest", str(corpus), "--store", str(tmp_path / "s"), "--model", "minilm", "--workers", "0"]
+    assert cli([*args, "--metadata", "team=docs", "--metadata", "team=ops"]) == 2
+    assert "--metadata 'team' is given twice, as 'docs' and 'ops'" in capsys.readouterr().err
+    with Store.open(path=tmp_path / "s") as store:
+        assert store.collections() == []
+
+
 def test_a_report_that_cannot_be_written_is_refused_before_the_job_starts(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus")
     report = tmp_path / "no-such-folder" / "report.json"

@@ -72,11 +72,15 @@ def _workers(text: str) -> int:
 
 
 def _metadata(pairs: Sequence[str]) -> dict[str, str]:
-    metadata = {}
+    """--metadata KEY=VALUE, repeated; a key given twice is refused, as either value may be the one
+    meant (the second one silently won)."""
+    metadata: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise RagkitError(f"--metadata {pair!r}: expected KEY=VALUE")
+        if key in metadata and metadata[key] != value:
+            raise RagkitError(f"--metadata {key!r} is given twice, as {metadata[key]!r} and {value!r}")
         metadata[key] = value
     return metadata
 
