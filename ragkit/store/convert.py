@@ -20,6 +20,7 @@ from typing import Any
 from ragkit.errors import InputError, StoreError, StoreLockedError
 from ragkit.store import schema as names
 from ragkit.store.legacy import is_legacy_folder
+from ragkit.store.rebuild import sync_dir
 from ragkit.store.store import Store
 from ragkit.store.types import Point
 
@@ -57,6 +58,7 @@ def convert_legacy(folder: Path, *, embedded_text: Callable[[dict[str, Any]], st
     if not folder.exists() and backup.exists() and work.exists():
         # Stopped between its two renames: the copy was complete (the old folder moves only then).
         work.rename(folder)
+        sync_dir(folder.parent)
         return _counted(Conversion(folder=folder, backup=backup))
     if not is_legacy_folder(folder):
         raise InputError(f"{folder} is not a store folder of an earlier ragkit (no meta.json + collection/)")
@@ -87,6 +89,7 @@ def convert_legacy(folder: Path, *, embedded_text: Callable[[dict[str, Any]], st
         old.close()
     folder.rename(backup)
     work.rename(folder)
+    sync_dir(folder.parent)  # both renames on disk before the conversion is reported done
     return result
 
 
