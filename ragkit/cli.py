@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from ragkit.config import ENVIRONMENT_VARIABLES
+from ragkit.config import ENVIRONMENT_VARIABLES, env
 from ragkit.encoder import DEFAULT_MODEL
 from ragkit.encoder.resolve import ALIASES
-from ragkit.errors import RagkitError
+from ragkit.errors import InputError, RagkitError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
 
 # Each module adds its sub-command through `register(commands, store_flags)`; `store_flags(parser)` adds
@@ -102,9 +102,23 @@ def collection_options(args: argparse.Namespace):
     )
 
 
+def check_api_key(args: argparse.Namespace, *, url_from_environment: bool = True) -> None:
+    """--api-key is a Qdrant server's key: with no server to send it to (an embedded store), it would be
+    dropped in silence, hiding a forgotten --url. `url_from_environment`: RAGKIT_QDRANT_URL names one."""
+    server = args.url or (url_from_environment and not args.store and env("RAGKIT_QDRANT_URL"))
+    if args.api_key and not server:
+        raise InputError(
+            "--api-key is the key of a Qdrant server, and no server is named: pass --url URL"
+            + (" (or set RAGKIT_QDRANT_URL)" if url_from_environment else "")
+            + ", or leave --api-key out for an embedded store"
+        )
+
+
 def open_kit(args: argparse.Namespace):
     """The collection the store flags name; sub-command modules use it too."""
     import ragkit
+
+    check_api_key(args)
 
     return ragkit.open(
         args.collection,

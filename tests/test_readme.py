@@ -435,3 +435,29 @@ def test_eval_sends_a_servers_api_key_from_the_environment_like_every_command(
         server.close()
     assert server.keys and set(server.keys) == {"key-from-the-environment"}, server.keys
     assert "ragkit: error" in capsys.readouterr().err
+
+
+# serve binds 0.0.0.0 with no client keys, so that a serve that let the key through stops at once (refusing
+# to serve unprotected) instead of serving for ever.
+@pytest.mark.parametrize(
+    "command",
+    [["search", "tomatoes"], ["ingest", "samples"], ["serve", "--host", "0.0.0.0"], ["store", "index"]],
+)
+def test_an_api_key_without_a_server_to_send_it_to_is_refused_by_name(
+    command: list[str], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    # README: --api-key is "a Qdrant server's key"; given with an embedded store it used to be dropped.
+    for name in ("RAGKIT_QDRANT_URL", "RAGKIT_API_KEY", "RAGKIT_API_KEYS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--store", "store", "--api-key", "a-key-for-no-server"]) == 2
+    assert "--api-key is the key of a Qdrant server" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()  # refused before anything is opened
+
+
+def test_eval_refuses_an_api_key_without_url_even_with_a_server_in_the_environment(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RAGKIT_QDRANT_URL", "http://127.0.0.1:9")  # eval never reads it
+    assert main(["eval", str(tmp_path), "--api-key", "a-key-for-no-server"]) == 2
+    assert "pass --url URL, or leave --api-key out" in capsys.readouterr().err

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ragkit.cli import check_api_key
 from ragkit.errors import InputError
 from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE
 from ragkit.store.schema import FUSIONS, SEARCH_MODES
@@ -117,6 +118,7 @@ def register(commands: Any, store_flags: Callable[..., None]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ragkit.config import Settings
 
+    check_api_key(args, url_from_environment=False)  # eval's server is --url's only
     settings = Settings.from_env()
     common = {
         "device": args.device or settings.device,

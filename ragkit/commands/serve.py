@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ragkit.cli import collection_flags, collection_options
+from ragkit.cli import check_api_key, collection_flags, collection_options
 from ragkit.config import env
 from ragkit.errors import InputError
 
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         ServerConfig,
     )
 
+    check_api_key(args)
     keys_file = args.keys_file or env("RAGKIT_API_KEYS_FILE")
     keys = KeyRing.load(env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
     check_exposure(args.host, keys_enabled=keys.enabled, insecure=args.insecure)
