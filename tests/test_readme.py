@@ -461,3 +461,14 @@ def test_eval_refuses_an_api_key_without_url_even_with_a_server_in_the_environme
     monkeypatch.setenv("RAGKIT_QDRANT_URL", "http://127.0.0.1:9")  # eval never reads it
     assert main(["eval", str(tmp_path), "--api-key", "a-key-for-no-server"]) == 2
     assert "pass --url URL, or leave --api-key out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_refuses_a_port_it_cannot_bind_before_opening_anything(port: str, tmp_path: Path, capsys):
+    # README's Command line table: --port PORT, default 8000. 70000 used to pass argparse, open the store
+    # and start loading the model, then end in an OverflowError traceback from the socket's bind.
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--store", str(tmp_path / "store"), "--port", port])
+    assert exited.value.code == 2
+    assert f"argument --port: {port!r} is not a port number from 1 to 65535" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()

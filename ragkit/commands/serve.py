@@ -36,7 +36,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     store_flags(serve)
     collection_flags(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to bind, 1-65535 (default 8000)")
     serve.add_argument(
         "--keys-file", type=Path, metavar="FILE", help="API keys and their collections (RAGKIT_API_KEYS_FILE)"
     )
@@ -64,6 +64,18 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
         "a build)",
     )
     serve.set_defaults(run=run)
+
+
+def _port(text: str) -> int:
+    """--port: checked by argparse, before the store opens and the model loads; a port past 65535 was
+    otherwise an OverflowError traceback from the socket's bind, once all of that was done."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 1 to 65535")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
