@@ -11,13 +11,15 @@
   and ends the job with the store's error, as on one machine) runs in writer actors. With a Qdrant
   server or cluster URL they write to it straight from the workers. An embedded store folder admits
   one process at a time, so a single writer actor, pinned to this machine, owns it while the job runs:
-  the driver closes the folder after planning and reopens it (to prune) once the writer is gone.
+  the driver closes the folder after planning and takes it back (to prune) once the writer is gone,
+  after a job stopped by an error as after a finished one.
 
 Ray Data streams documents through the stages with backpressure; the driver only ever holds the job
 list and one small partial report per written batch, never the corpus. Every stage's output is a
 column of pickled values (our dataclasses and errors), so Ray Data never has to guess an Arrow schema
 for them. A killed task or actor is retried by Ray (writes are idempotent); a job that still fails
-raises a `RagkitError`, and running it again resumes it, as on one machine.
+raises a `RagkitError` naming the stage's own error, and running it again resumes it, as on one
+machine.
 
 Ray is imported here only, and only when a job runs: `pip install 'ragkit[ray]'`.
 """
