@@ -815,6 +815,30 @@ def test_an_html_email_body_is_read_as_an_html_file_is(tmp_path: Path) -> None:
         parse(tmp_path / "empty.eml")
 
 
+def test_an_email_keeps_every_part_a_mail_client_shows_inline_in_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mailing list's footer, a part of its own after the body's alternatives, was lost without a
+    word; a forwarded message attached is another document, named in the log."""
+    message = EmailMessage()
+    message["Subject"] = "Meeting moved"
+    message.set_content("The meeting moved to Friday.\n")
+    message.add_alternative("<p>The meeting moved to <b>Friday</b>.</p>", subtype="html")
+    message.make_mixed()
+    footer = EmailMessage()
+    footer.set_content("You are subscribed to pumps-list.\n")
+    message.attach(footer)
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "Old thread"
+    forwarded.set_content("An older message.\n")
+    message.add_attachment(forwarded)
+    path = tmp_path / "list.eml"
+    path.write_bytes(bytes(message))
+
+    assert all_text(parse(path)) == "The meeting moved to Friday. You are subscribed to pumps-list."
+    assert "list.eml: attachments not indexed: message/rfc822" in caplog.text
+
+
 def test_email_attachments_are_named_in_the_log_not_merged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

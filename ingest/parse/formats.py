@@ -11,6 +11,7 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -353,28 +354,49 @@ def _ooxml_title(path: Path) -> str | None:
 
 
 def read_email(path: Path) -> Partition:
-    """The message body (HTML part preferred, for its structure); the subject is the title.
+    """The message's text, every part a mail client shows inline, in order (of alternatives, HTML,
+    for its structure); the subject is the title.
 
-    The body is read as an .html or .txt file is: unstructured's partition_email hands an HTML body
-    to its HTML partitioner as it stands, so a body nested deeper than libxml2 reads lost its text,
-    one holding no element crashed the partitioner, and what it skips as boilerplate (a <main>'s
-    surroundings, <details>, form controls) was lost. Attachments are other documents; they are
-    named in the log rather than merged into this one.
+    Python's get_body() gives one part: a mailing list's footer or a second note sent as a part of its
+    own, shown by every client below the first, was lost without a word (iter_attachments() skips it
+    as a body candidate too). Each part is read as an .html or .txt file is: unstructured's
+    partition_email hands an HTML body to its HTML partitioner as it stands, so a body nested deeper
+    than libxml2 reads lost its text, one holding no element crashed the partitioner, and what it
+    skips as boilerplate (a <main>'s surroundings, <details>, form controls) was lost. Attachments
+    are other documents; they are named in the log rather than merged into this one.
     """
     data = path.read_bytes()
     refuse_nul_bytes(path, data)
     check_is_text(path, data.decode("utf-8", errors="replace"))  # MIME parts declare their own charsets
     message = email.message_from_bytes(data, policy=email.policy.default)
-    attachments = [part.get_filename() or part.get_content_type() for part in message.iter_attachments()]
+    shown = _inline_text_parts(message)
+    attachments = [
+        part.get_filename() or part.get_content_type()
+        for part in message.iter_attachments()
+        if not any(part is text for text in shown)
+    ]
     if attachments:
         logger.warning("%s: attachments not indexed: %s", path, ", ".join(attachments))
-    subject = message["subject"]
-    body = message.get_body(preferencelist=("html", "plain"))
-    content = "" if body is None else body.get_content()
-    if body is None or not content.strip():
-        return Partition([], subject)
-    if body.get_content_type() == "text/plain":
-        return Partition(partition_text(text=content, languages=NO_LANGUAGE_DETECTION), subject)
-    if (readable := _readable_html(path, content)) is None:
-        return Partition([], subject)
-    return Partition(partition_html(text=readable, languages=NO_LANGUAGE_DETECTION), subject)
+    elements: list[UElement] = []
+    for part in shown:
+        content = part.get_content()
+        if not content.strip():
+            continue
+        if part.get_content_type() == "text/plain":
+            elements += partition_text(text=content, languages=NO_LANGUAGE_DETECTION)
+        elif (readable := _readable_html(path, content)) is not None:
+            elements += partition_html(text=readable, languages=NO_LANGUAGE_DETECTION)
+    return Partition(elements, message["subject"])
+
+
+def _inline_text_parts(part: EmailMessage) -> list[EmailMessage]:
+    """The text/plain and text/html parts of `part` that a mail client shows in the message, in order:
+    of a multipart/alternative only the best (HTML, else plain text), and no attachment."""
+    if part.is_attachment():  # a forwarded message attached (message/rfc822) too: another document
+        return []
+    if part.is_multipart():
+        if part.get_content_type() == "multipart/alternative":
+            best = part.get_body(preferencelist=("html", "plain"))
+            return [] if best is None or best is part else _inline_text_parts(best)
+        return [text for child in part.iter_parts() for text in _inline_text_parts(child)]
+    return [part] if part.get_content_type() in ("text/plain", "text/html") else []
