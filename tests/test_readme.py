@@ -472,3 +472,11 @@ def test_serve_refuses_a_port_it_cannot_bind_before_opening_anything(port: str, 
     assert exited.value.code == 2
     assert f"argument --port: {port!r} is not a port number from 1 to 65535" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_serve_refuses_a_host_that_does_not_resolve_before_opening_anything(tmp_path: Path, capsys):
+    # uvicorn found it only when binding, after the store had opened, and exited with status 3 (which the
+    # README's exit codes do not have) and "Name or service not known", naming no host.
+    assert main(["serve", "--host", "not a host!", "--insecure", "--store", str(tmp_path / "store")]) == 2
+    assert "--host 'not a host!' does not resolve" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()

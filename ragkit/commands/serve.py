@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     keys_file = args.keys_file or env("RAGKIT_API_KEYS_FILE")
     keys = KeyRing.load(env("RAGKIT_API_KEY"), Path(keys_file) if keys_file else None)
     check_exposure(args.host, keys_enabled=keys.enabled, insecure=args.insecure)
+    check_bindable(args.host, args.port)
     max_upload_mb = _upload_limit(args.max_upload_mb, DEFAULT_MAX_UPLOAD_MB)
     config = ServerConfig(
         collection=args.collection,
@@ -152,6 +154,15 @@ def check_exposure(host: str, *, keys_enabled: bool, insecure: bool) -> None:
         "collections. Set RAGKIT_API_KEY or --keys-file, bind 127.0.0.1, or pass --insecure if a trusted "
         "proxy in front does the authentication"
     )
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Resolve --host now, before the store opens and the model loads: uvicorn finds an unknown host only
+    when it binds, and then exits with status 3 and "Name or service not known", naming no host."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"--host {host!r} does not resolve to an address to bind: {exc}") from None
 
 
 def _is_loopback(host: str) -> bool:
