@@ -6,7 +6,12 @@ here also checks that the cells still show what their text promises.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
+import shlex
+import sys
 from pathlib import Path
 
 import nbclient
@@ -85,3 +90,51 @@ def test_long_documents_plots_section_lengths_and_compares_sections_with_chunks(
     assert "function sections that fit gte-*-en-v1.5 (8192)" in printed
     table = [line for line in printed.splitlines() if line.strip().startswith(("sections |", "chunks |"))]
     assert len(table) == 2
+
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement)[0]).lower()
+
+
+def installed_by(command: str) -> set[str]:
+    """The distributions `pip install -e '.[extras]' other...` (from the repository root) brings in by name:
+    ragkit's dependencies, those of the extras (recursively), and the other packages named."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    wanted: set[str] = set()
+
+    def add(requirement: str) -> None:
+        if _name(requirement) == "ragkit":
+            for extra in re.search(r"\[([^\]]+)\]", requirement)[1].split(","):
+                for dependency in extras[extra.strip()]:
+                    add(dependency)
+        else:
+            wanted.add(_name(requirement))
+
+    for word in shlex.split(command):
+        if word.startswith(".["):
+            wanted.update(_name(dependency) for dependency in project["dependencies"])
+            add("ragkit" + word[1:])
+        elif word != "-e":
+            add(word)
+    return wanted
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "long_documents.ipynb"])
+def test_the_install_command_a_notebook_gives_installs_everything_it_imports(name: str) -> None:
+    cells = read(name).cells
+    prose = "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+    [command] = re.findall(r"`pip install ([^`]+)`", prose)
+    wanted = installed_by(command)
+    provided = importlib.metadata.packages_distributions()
+    for cell in (cell for cell in cells if cell.cell_type == "code"):
+        for node in ast.walk(ast.parse(cell.source)):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            modules += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for module in (module.split(".")[0] for module in modules):
+                if module in sys.stdlib_module_names or module in {"ragkit", "ingest"}:
+                    continue
+                assert {_name(d) for d in provided.get(module, [])} & wanted, (
+                    f"{name} imports {module}, which `pip install {command}` does not install"
+                )
