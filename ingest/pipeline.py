@@ -77,7 +77,6 @@ def run(
     )
     result = planned.report
     bar = Progress(len(planned.jobs), enabled=progress)
-    tokens_before = encoder.stats.tokens
     try:
         with _Writer(store, collection) as writer:
             pending: list[Prepared] = []
@@ -110,7 +109,6 @@ def run(
         result.sections_deleted += writer.sections_deleted
     finally:
         bar.close()
-    result.tokens_embedded = encoder.stats.tokens - tokens_before
     if prune:
         changes.prune(store, collection, planned, paths)
     if build_index:
@@ -154,12 +152,14 @@ def _embed_and_write(
         return
     writer.put(written, failed)
     for prepared, document_points in written:
+        # Counted from the sections, as on Ray: the encoder's own totals also hold what anyone else
+        # embeds with it meanwhile (the same Kit's searches, from another thread).
+        tokens = sum(s.tokens for s in prepared.sections)
         result.documents_ingested += 1
         result.sections_embedded += len(document_points)
+        result.tokens_embedded += tokens
         result.breadcrumbs_shortened += sum(s.breadcrumb_shortened for s in prepared.sections)
-        bar.advance(
-            documents=1, sections=len(document_points), tokens=sum(s.tokens for s in prepared.sections)
-        )
+        bar.advance(documents=1, sections=len(document_points), tokens=tokens)
 
 
 class _Writer:

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -290,6 +291,27 @@ def test_a_job_counts_the_breadcrumbs_it_shortened(tmp_path):
     assert report.breadcrumbs_shortened >= 1
     assert f"{report.breadcrumbs_shortened} breadcrumbs shortened" in report.summary()
     assert ingest(tmp_path / "store2", write_corpus(tmp_path / "plain")).breadcrumbs_shortened == 0
+
+
+def test_tokens_embedded_counts_the_jobs_own_tokens_while_the_encoder_embeds_for_others(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    alone = ingest(tmp_path / "alone", corpus).tokens_embedded
+    with ragkit.open("docs", store=tmp_path / "store", model="minilm") as kit:
+        kit.encoder.encode(["warm"])
+        stop = threading.Event()
+
+        def queries() -> None:  # a notebook's searches, from another thread, through the same encoder
+            while not stop.is_set():
+                kit.encoder.encode(["how often should I water tomato plants"])
+
+        others = threading.Thread(target=queries)
+        others.start()
+        try:
+            report = kit.ingest([corpus], workers=0)
+        finally:
+            stop.set()
+            others.join()
+    assert report.tokens_embedded == alone > 0
 
 
 def test_long_file_is_split_under_the_token_limit_without_losing_text(tmp_path):
