@@ -624,8 +624,8 @@ def test_docx_notes_follow_the_paragraph_that_cites_them(tmp_path: Path) -> None
     _with_notes_part(
         path,
         "footnote",
-        separator.format("footnote")
-        + '<w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r><w:r><w:t>In dusty sites, twice a year: </w:t>'
+        separator.format("footnote") + '<w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r>'
+        "<w:r><w:t>In dusty sites, twice a year: </w:t>"
         '</w:r><w:hyperlink r:id="rId99" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships"><w:r><w:t>see the dust guide</w:t></w:r></w:hyperlink></w:p></w:footnote>',
     )
@@ -739,7 +739,8 @@ def _add_smartart(slide: pptx.slide.Slide, top: int) -> None:
             'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
             '<p:nvGraphicFramePr><p:cNvPr id="90" name="Diagram"/><p:cNvGraphicFramePr/><p:nvPr/>'
             f'</p:nvGraphicFramePr><p:xfrm><a:off x="914400" y="{top}"/><a:ext cx="4572000" cy="914400"/>'
-            '</p:xfrm><a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram">'
+            "</p:xfrm><a:graphic>"
+            '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram">'
             '<dgm:relIds xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
             f'r:dm="{data_id}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
         )
@@ -1090,7 +1091,8 @@ def _pdf_with_unmapped_font(path: Path, readable: bytes) -> Path:
                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
                 b" /Resources << /Font << /F1 5 0 R /F2 7 0 R >> >> >>",
                 b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-                b"<< /Type /Font /Subtype /Type0 /BaseFont /Subset /Encoding /Identity-H /DescendantFonts [6 0 R] >>",
+                b"<< /Type /Font /Subtype /Type0 /BaseFont /Subset /Encoding /Identity-H"
+                b" /DescendantFonts [6 0 R] >>",
                 b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Subset"
                 b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> >>",
                 b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",

@@ -180,10 +180,11 @@ def _with_skipped_text_shown(text: str, root: etree._Element) -> str:
     the page; a <dialog>'s text, shown when it opens as a <details>' text is; <del>, which a browser
     shows struck through (a changelog's old name is still searched for); the <text> of an inline
     <svg> diagram and its <title>, the drawing's alternative text as an <img>'s alt is (and no
-    longer the page's title where the <head> has none); and the words of form controls: a <label>, a <button>'s text, the <option>s (and
-    <optgroup> labels) of a <select>, a <textarea>'s text, and an <input>'s value and placeholder
-    (a button's label, a field's hint), but not the value of a hidden, password, checkbox, radio or
-    other input that shows none. All are read as a <div>, a <span> or an <s> instead.
+    longer the page's title where the <head> has none); and the words of form controls: a <label>,
+    a <button>'s text, the <option>s (and <optgroup> labels) of a <select>, a <textarea>'s text,
+    and an <input>'s value and placeholder (a button's label, a field's hint), but not the value of
+    a hidden, password, checkbox, radio or other input that shows none. All are read as a <div>, a
+    <span> or an <s> instead.
 
     Still left out, as no reader sees it as page text: <script>, <style>, the suggestions of a
     <datalist>, and the fallbacks inside <iframe>, <object>, <video>, <audio> and <canvas>, which a

@@ -100,7 +100,8 @@ _MIN_RUNNING_PAGES = 3
 _SAME_HEIGHT = 2.0
 _NUMBER = re.compile(r"\d+")
 _PLACEHOLDER_TITLE = re.compile(
-    r"\s*(?:untitled(?:[\s-]*(?:document|\d+))?|.*\.(?:pdf|docx?|dotx?|rtf|odt|pptx?|xlsx?|ods|odp|tex|dvi|ps|indd|qxd|pages|key))\s*\Z",
+    r"\s*(?:untitled(?:[\s-]*(?:document|\d+))?"
+    r"|.*\.(?:pdf|docx?|dotx?|rtf|odt|pptx?|xlsx?|ods|odp|tex|dvi|ps|indd|qxd|pages|key))\s*\Z",
     re.IGNORECASE | re.DOTALL,
 )
 _UNMAPPED = re.compile(r"\(cid:\d+\)")
