@@ -230,6 +230,11 @@ def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads lik
     """
     settings = Settings.from_env()
     url = url or (None if store else settings.url)
+    if api_key and not url:  # as the CLI refuses --api-key: a key given for no server is a mistake
+        raise InputError(
+            "api_key is given but there is no Qdrant server to send it to: pass url= (or set "
+            "RAGKIT_QDRANT_URL) for a server; an embedded store folder takes no key"
+        )
     if url:
         address = StoreAddress(url=url, api_key=api_key or settings.api_key)
     else:

@@ -195,6 +195,17 @@ def test_a_missing_collection_is_a_clear_error(tmp_path):
         kit.search("comets")
 
 
+def test_an_api_key_with_no_server_to_send_it_to_is_refused(tmp_path, monkeypatch):
+    # As the CLI refuses --api-key without a server: a key meant for a server must not be dropped.
+    monkeypatch.setenv("RAGKIT_QDRANT_URL", "http://qdrant.example:6333")  # an explicit store= wins
+    for where in ({"store": tmp_path / "store"}, {}):
+        with pytest.raises(InputError, match="api_key is given but there is no Qdrant server"):
+            if not where:
+                monkeypatch.delenv("RAGKIT_QDRANT_URL")
+            ragkit.open("docs", api_key="secret", **where)
+    assert not (tmp_path / "store").exists()
+
+
 def test_a_collection_built_with_another_model_is_refused(tmp_path):
     with ragkit.open("other", store=tmp_path / "store", model="minilm", device="cpu") as kit:
         kit.store.ensure_collection("other", dim=384, model="someone/another-model")

@@ -99,6 +99,7 @@ def test_openapi_docs_describe_every_endpoint(client: httpx.Client) -> None:
     # The page works offline: its script and style come from this server, not a CDN.
     assert "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text
     assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page would load its script from a CDN
     paths = client.get("/openapi.json").json()["paths"]
     assert {
         "/healthz",

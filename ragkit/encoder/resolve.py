@@ -62,7 +62,7 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> ResolvedModel:
     raw = str(name_or_path).strip()
     if not raw:
         raise ModelLoadError(
-            "model name is empty: pass a hub id, an alias (minilm, gte-large) or a directory"
+            f"model name is empty: pass a hub id, an alias ({', '.join(ALIASES)}) or a directory"
         )
     if raw == "minilm" or raw == ALIASES["minilm"]:
         return ResolvedModel(ALIASES["minilm"], _packaged_minilm())

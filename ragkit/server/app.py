@@ -131,6 +131,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         "that cite their sources. Send `Authorization: Bearer <key>` when the server has keys.",
         lifespan=lifespan,
         docs_url=None,  # served below from packaged assets: FastAPI's default page loads them from a CDN
+        redoc_url=None,  # ReDoc's page loads its script from a CDN too; /docs covers the same schema
     )
     errors.install(app)
     app.add_middleware(BodyLimit, default=MAX_JSON_BYTES, by_path={"/v1/ingest": config.max_upload_body})
