@@ -24,7 +24,8 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     ingest.add_argument(
         "--workers",
         type=_workers,
-        help="parsing processes (default: none for small jobs or a small CPU-only machine, else up to 4); "
+        help="parsing processes, 0 and 1 both meaning one (default: one for small jobs or a small CPU-only "
+        "machine, else up to 4); "
         "with --ray, parsing tasks at once (default: as the cluster's CPUs allow)",
     )
     ingest.add_argument(
