@@ -630,7 +630,8 @@ def _batches(
             raise InputError(
                 f"point {point.id!r} has no text for its BM25 vector: give Point(text=...) or a payload 'text'"
             )
-        text = _json_value(text, point.id, "the text of its BM25 vector")
+        if point.text is not None:  # a payload's text was checked with the payload
+            _check_text(text, f"point {point.id!r}: the text of its BM25 vector")
         sparse = bm25.document_vector(schema.bm25, text)
         payload_bytes = len(json.dumps(payload))
         estimate = payload_bytes + _BYTES_PER_FLOAT * len(dense) + _BYTES_PER_TERM * len(sparse.indices) + 100
