@@ -163,8 +163,7 @@ def _readable_html(path: Path, text: str) -> str | None:
     An XHTML file's XML declaration goes first: the text is decoded already, and lxml refuses a str
     that declares an encoding, so such a file failed as "cannot parse HTML: ValueError".
     """
-    text = _within_parser_depth(path, _XML_DECLARATION.sub("", text, count=1))
-    root = etree.fromstring(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
+    text, root = _within_parser_depth(path, _XML_DECLARATION.sub("", text, count=1))
     return None if root is None else _with_skipped_text_shown(text, root)
 
 
@@ -226,19 +225,22 @@ def _show_control(control: etree._Element) -> None:
     control.tail = f" {control.tail or ''}"
 
 
-def _within_parser_depth(path: Path, text: str) -> str:
-    """HTML that libxml2 reads whole: flattened below `nesting.MAX_DEPTH` where it would stop."""
-    if not nesting.too_deep(text):
-        return text
+def _within_parser_depth(path: Path, text: str) -> tuple[str, etree._Element | None]:
+    """HTML that libxml2 reads whole, flattened below `nesting.MAX_DEPTH` where it would stop, and
+    libxml2's tree of it (None where it holds no element)."""
+    root, too_deep = nesting.parse(text)
+    if not too_deep:
+        return text, root
     logger.warning(
         "%s: HTML nested over %d levels deep; deeper tags are left out, their text kept",
         path,
         nesting.MAX_DEPTH,
     )
     text = nesting.flatten(text)
-    if nesting.too_deep(text):
+    root, too_deep = nesting.parse(text)
+    if too_deep:
         raise ParseError(f"{path}: HTML nested too deep for the parser (over 256 levels), even flattened")
-    return text
+    return text, root
 
 
 def _html_title(text: str) -> str | None:

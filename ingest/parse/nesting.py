@@ -78,11 +78,12 @@ _INLINE = frozenset(
 )
 
 
-def too_deep(text: str) -> bool:
-    """Whether libxml2's HTML parser gives up on `text` for its nesting depth."""
+def parse(text: str) -> tuple[etree._Element | None, bool]:
+    """`text` as libxml2's HTML parser reads it (comments and processing instructions left out; None
+    where it holds no element), and whether the parser gave up on it for its nesting depth."""
     parser = etree.HTMLParser(remove_comments=True, remove_pis=True)
-    etree.fromstring(text, parser)
-    return any("Excessive depth" in entry.message for entry in parser.error_log)
+    root = etree.fromstring(text, parser)
+    return root, any("Excessive depth" in entry.message for entry in parser.error_log)
 
 
 def flatten(text: str, max_depth: int = MAX_DEPTH) -> str:
