@@ -17,9 +17,9 @@ from xml.etree import ElementTree
 
 import lxml.html
 import markdown
-import pptx
 import unstructured.partition.html.parser as html_parser
 from lxml import etree
+from pptx.presentation import Presentation
 from unstructured.documents.elements import Element as UElement
 from unstructured.documents.elements import ElementMetadata, NarrativeText, Table, Text, Title
 from unstructured.file_utils.model import FileType
@@ -314,21 +314,22 @@ def read_pptx(path: Path) -> Partition:
         infer_table_structure=True,
         strategy=PartitionStrategy.FAST,
     )
+    read, presentation = slides.AllShapesPartitioner.read(options)
     elements = [
         Text(text=element.text, metadata=element.metadata)
         if isinstance(element, Title) and element.metadata.category_depth
         else element
-        for element in slides.AllShapesPartitioner.iter_presentation_elements(options)
+        for element in read
     ]
-    return Partition(_with_slide_extras(path, elements), _ooxml_title(path))
+    return Partition(_with_slide_extras(path, presentation, elements), _ooxml_title(path))
 
 
-def _with_slide_extras(path: Path, elements: list[UElement]) -> list[UElement]:
+def _with_slide_extras(path: Path, presentation: Presentation, elements: list[UElement]) -> list[UElement]:
     """`elements` with each slide's chart and diagram words, then its notes, after its own."""
     by_slide: dict[int, list[UElement]] = {}
     for element in elements:
         by_slide.setdefault(element.metadata.page_number or 1, []).append(element)
-    for number, slide in enumerate(pptx.Presentation(str(path)).slides, start=1):
+    for number, slide in enumerate(presentation.slides, start=1):
         extras = [
             Text(text=text, metadata=ElementMetadata(page_number=number))
             for text in slides.graphic_texts(path, number, slide)

@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lxml import etree
+from pptx.presentation import Presentation
 from pptx.shapes.base import BaseShape
 from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 from pptx.slide import Slide
-from unstructured.partition.pptx import _PptxPartitioner
+from unstructured.documents.elements import Element as UElement
+from unstructured.partition.pptx import PptxPartitionerOptions, _PptxPartitioner
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,12 @@ class AllShapesPartitioner(_PptxPartitioner):
 
     def _shape_is_off_slide(self, shape: BaseShape) -> bool:
         return False
+
+    @classmethod
+    def read(cls, opts: PptxPartitionerOptions) -> tuple[list[UElement], Presentation]:
+        """The deck's elements, and the python-pptx presentation they were read from, loaded once."""
+        partitioner = cls(opts)
+        return list(partitioner._iter_presentation_elements()), partitioner._presentation
 
 
 def graphic_texts(path: Path, number: int, slide: Slide) -> list[str]:
