@@ -152,12 +152,20 @@ def _insert_notes(root: etree._Element, notes: dict[str, dict[str, etree._Elemen
             if note is None or (cite_tag, key) in placed or anchor is None or anchor.getparent() is None:
                 continue
             placed.add((cite_tag, key))
-            after = last_after.get(anchor, anchor)
-            for block in note:
-                after.addnext(moved := _without_targets(copy.deepcopy(block)))
-                after = moved
-            last_after[anchor] = after
+            _place_after(anchor, [_without_targets(copy.deepcopy(block)) for block in note], last_after)
     return bool(placed)
+
+
+def _place_after(
+    anchor: etree._Element, blocks: list[etree._Element], last_after: dict[etree._Element, etree._Element]
+) -> None:
+    """Move `blocks` after the paragraph `anchor`, in order, after any placed there before; `last_after`
+    keeps each anchor's last placed block."""
+    after = last_after.get(anchor, anchor)
+    for block in blocks:
+        after.addnext(block)
+        after = block
+    last_after[anchor] = after
 
 
 def _without_targets(block: etree._Element) -> etree._Element:
@@ -187,9 +195,5 @@ def _unwrap(root: etree._Element) -> bool:
         anchor = next((a for a in box.iterancestors(_PARAGRAPH)), None)
         if anchor is None or anchor.getparent() is None:
             continue
-        after = last_after.get(anchor, anchor)
-        for block in list(box):
-            after.addnext(block)
-            after = block
-        last_after[anchor] = after
+        _place_after(anchor, list(box), last_after)
     return bool(wrappers or boxes)
