@@ -152,13 +152,7 @@ def _embed_and_write(
         return
     writer.put(written, failed)
     for prepared, document_points in written:
-        # Counted from the sections, as on Ray: the encoder's own totals also hold what anyone else
-        # embeds with it meanwhile (the same Kit's searches, from another thread).
-        tokens = sum(s.tokens for s in prepared.sections)
-        result.documents_ingested += 1
-        result.sections_embedded += len(document_points)
-        result.tokens_embedded += tokens
-        result.breadcrumbs_shortened += sum(s.breadcrumb_shortened for s in prepared.sections)
+        tokens = points.count_written(result, prepared, document_points)
         bar.advance(documents=1, sections=len(document_points), tokens=tokens)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ingest.prepare import Job, Prepared
+from ingest.report import IngestReport
 from ingest.sections import Section
 from ragkit.errors import StoreError
 from ragkit.store import Point, Store, point_id, section_payload
@@ -67,6 +68,18 @@ def _point(prepared: Prepared, index: int, section: Section, vector: Any, metada
         metadata=metadata,
     )
     return Point(point_id(job.doc_id, index, section.embed_text), vector, payload, text=section.embed_text)
+
+
+def count_written(report: IngestReport, prepared: Prepared, document_points: list[Point]) -> int:
+    """Count one written document in `report`, as both runners do; returns its tokens. Counted from the
+    sections: the encoder's own totals also hold what anyone else embeds with it meanwhile (the same
+    Kit's searches, from another thread)."""
+    tokens = sum(section.tokens for section in prepared.sections)
+    report.documents_ingested += 1
+    report.sections_embedded += len(document_points)
+    report.tokens_embedded += tokens
+    report.breadcrumbs_shortened += sum(section.breadcrumb_shortened for section in prepared.sections)
+    return tokens
 
 
 def write(store: Store, collection: str, documents: list[Written], failed: Sequence[Job] = ()) -> int:

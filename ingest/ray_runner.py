@@ -343,10 +343,7 @@ class _WriteStage:
         except StoreError as exc:
             return _pack([exc])
         for prepared, document_points in written:
-            part.documents_ingested += 1
-            part.sections_embedded += len(document_points)
-            part.tokens_embedded += sum(section.tokens for section in prepared.sections)
-            part.breadcrumbs_shortened += sum(section.breadcrumb_shortened for section in prepared.sections)
+            points.count_written(part, prepared, document_points)
         return _pack([part])
 
 
