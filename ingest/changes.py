@@ -89,13 +89,18 @@ def plan(
     return Plan(jobs, states, present, found.unlisted, limit, metadata, result)
 
 
+def is_whole(value: object) -> bool:
+    """Whether `value` is a whole number (an int or numpy integer), not a bool, float or string: the
+    check of every count a job takes (max_tokens, workers)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _max_tokens(requested: int | None, model_limit: int) -> int:
     """The section size limit. A whole number only: 100.0 sectioned as 100 does, but it is part of every
     document's hash, so a later run with 100 would re-ingest every document for nothing."""
     if requested is None:
         return model_limit
-    whole = isinstance(requested, numbers.Integral) and not isinstance(requested, bool)
-    if not whole or not 16 <= requested <= model_limit:
+    if not is_whole(requested) or not 16 <= requested <= model_limit:
         raise InputError(
             f"max_tokens={requested!r} must be a whole number between 16 and the model's limit of {model_limit}"
         )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 import os
 import queue
 import threading
@@ -121,7 +120,7 @@ def _check_workers(workers: int | None) -> None:
     process as if it were 0, and 1.5 or "2" failed only once parsing began, as the supervisor's error."""
     if workers is None:
         return
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 0:
+    if not changes.is_whole(workers) or workers < 0:
         raise InputError(
             f"workers={workers!r} must be a whole number of parsing processes, 0 or more (0 and 1 both "
             "parse one document at a time), or None to choose by the job's size"

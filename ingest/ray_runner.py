@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import numbers
 import pickle
 import re
 import time
@@ -101,9 +100,7 @@ def run_on_ray(
     not be open in this process: an embedded folder is handed to the job's writer actor.
     """
     where = _check_address(ray, address)
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
-    ):
+    if workers is not None and (not changes.is_whole(workers) or workers < 1):
         raise InputError(
             f"workers={workers!r}: on Ray, the number of parsing tasks at once must be a whole number >= 1"
         )
