@@ -5,9 +5,11 @@ names one engine."""
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 import logging
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -230,6 +232,27 @@ def test_upserting_the_same_points_twice_keeps_one_copy(store: Store):
     assert store.upsert("docs", (section(i) for i in range(10))) == 10
     assert store.upsert("docs", (section(i) for i in range(10))) == 10
     assert store.count("docs") == 10
+
+
+def test_a_point_id_in_any_spelling_of_a_uuid_is_stored_in_its_canonical_form(store: Store):
+    store.ensure_collection("docs", dim=4, model="m")
+    pid = point_id("d", 0, "t")
+    spellings = [pid.upper(), "{" + pid + "}", "urn:uuid:" + pid, pid.replace("-", "")]
+    for spelling in spellings:
+        store.upsert("docs", [Point(spelling, [1.0, 0, 0, 0], {"text": "t"})])
+    assert [hit_id for hit_id, _ in store.scroll_payloads("docs", [])] == [pid]
+
+
+def test_an_upsert_that_returned_is_on_disk_not_only_in_the_write_ahead_log(tmp_path: Path):
+    # Upserts flush the shard once per call, after the last of its batches, not after every batch (a
+    # flush costs about as much as writing 500 points). A copy of the folder without the shard's WAL is
+    # what a power loss could leave if the log's pages were not yet written: it must hold every point.
+    with Store.open(path=tmp_path / "db") as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        assert store.upsert("docs", (section(i) for i in range(600)), max_batch_points=256) == 600
+        shutil.copytree(tmp_path / "db", tmp_path / "copy", ignore=shutil.ignore_patterns("wal", ".lock"))
+    with Store.open(path=tmp_path / "copy") as copy:
+        assert copy.count("docs") == 600
 
 
 def test_upsert_splits_batches_by_size_and_by_count(store: Store, caplog: pytest.LogCaptureFixture):
@@ -478,7 +501,17 @@ def test_a_payload_value_that_json_cannot_hold_is_refused_naming_the_point_and_k
     assert store.count("docs") == 0
 
 
-def test_numpy_values_and_tuples_in_a_payload_are_stored_as_plain_json_on_both_engines(store: Store):
+class Label(str):
+    """A str subclass, as an application's own types are."""
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+def test_numpy_values_subclasses_and_tuples_in_a_payload_are_stored_as_plain_json_on_both_engines(
+    store: Store,
+):
     store.ensure_collection("docs", dim=4, model="m")
     payload = {
         "text": np.str_("t"),
@@ -488,6 +521,9 @@ def test_numpy_values_and_tuples_in_a_payload_are_stored_as_plain_json_on_both_e
         "pair": (1, 2),
         "row": np.array([0.5, 2.0]),
         "big": 2**64 - 1,
+        "label": Label("café"),
+        "level": Level.HIGH,
+        "nested": {"words": ["naïve", Label("x")], "at": Level.HIGH},
     }
     store.upsert("docs", [Point(point_id("d", 0, "t"), [1.0, 0, 0, 0], payload)])
     [(_, stored)] = store.scroll_payloads("docs", list(payload))
@@ -499,8 +535,11 @@ def test_numpy_values_and_tuples_in_a_payload_are_stored_as_plain_json_on_both_e
         "pair": [1, 2],
         "row": [0.5, 2.0],
         "big": 2**64 - 1,
+        "label": "café",
+        "level": 2,
+        "nested": {"words": ["naïve", "x"], "at": 2},
     }
-    assert [type(stored[key]) for key in ("n", "x", "ok")] == [int, float, bool]
+    assert [type(stored[key]) for key in ("n", "x", "ok", "label", "level")] == [int, float, bool, str, int]
     assert store.count("docs", {"ok": True}) == 1
 
 

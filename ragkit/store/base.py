@@ -52,7 +52,13 @@ class Engine(ABC):
         """Index a payload field (idempotent), and record it with the schema."""
 
     @abstractmethod
-    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None: ...
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        """Write the points; they may wait in a log until `sync`."""
+
+    @abstractmethod
+    def sync(self, name: str) -> None:
+        """Put the writes made so far on disk, once after many batches, since doing so costs about as much
+        as writing a batch. A server has done so before it acknowledged each request (`wait=True`)."""
 
     @abstractmethod
     def delete_ids(self, name: str, ids: Sequence[str]) -> None: ...

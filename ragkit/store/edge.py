@@ -250,7 +250,11 @@ class EdgeEngine(Engine):
         with self._write:
             self._ensure_space(f"write {len(points)} points into {name!r}", needed)
             self._count_unindexed(name, len(points))
-            self._update(name, operation)
+            self._shard(name).update(operation)
+
+    def sync(self, name: str) -> None:
+        with self._write:
+            self._shard(name).flush()
 
     def unindexed(self, name: str) -> int:
         with self._write:
@@ -287,11 +291,11 @@ class EdgeEngine(Engine):
                 self._update(name, edge.UpdateOperation.delete_points_by_filter(_filter(conditions)))
 
     def _update(self, name: str, operation: edge.UpdateOperation) -> None:
-        """Apply a write and flush it, so a write that returned is on disk, not only in the WAL.
+        """Apply a delete and flush it, so a write that returned is on disk, not only in the WAL.
 
         The WAL alone already outlives a killed process (an upsert followed by SIGKILL, unflushed, reloads
-        whole); the flush writes the shard's pending changes to disk as well, at 6-24 ms per 256-point
-        batch, about 40 % of an upsert's time (README, "Engines")."""
+        whole); the flush writes the shard's pending changes to disk as well. It takes about 12 ms, as
+        long as writing 500 points, so upserts flush once per call (`sync`), not once per batch."""
         shard = self._shard(name)
         shard.update(operation)
         shard.flush()

@@ -162,6 +162,9 @@ class ServerEngine(Engine):
         ]
         self._client.upsert(name, points=structs, wait=True)
 
+    def sync(self, name: str) -> None:
+        pass  # each upsert was acknowledged with wait=True: applied and in the server's WAL
+
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         self._client.delete(name, points_selector=models.PointIdsList(points=list(ids)), wait=True)
 

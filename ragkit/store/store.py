@@ -67,6 +67,7 @@ TIE_MARGIN = 2
 MAX_PAGE_SIZE = 2**64 - 1
 MAX_TOP_K = MAX_PAGE_SIZE // HYBRID_CANDIDATES  # 2**62 - 1
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Payload integers both engines store exactly: signed and unsigned 64-bit.
 PAYLOAD_INT_MIN, PAYLOAD_INT_MAX = -(2**63), 2**64 - 1
 
@@ -271,6 +272,7 @@ class Store:
         `points` is consumed lazily, one batch at a time, so a generator over a huge job is fine. Each batch
         is retried on transient errors, which is safe because point ids are deterministic. A failure part
         way leaves the earlier batches written: a caller that needs all-or-nothing deletes what it wrote.
+        The points are on disk when it returns: an embedded engine syncs once, after the last batch.
         """
         _check_name(name)
         if max_batch_bytes < 1 or max_batch_points < 1:
@@ -282,6 +284,8 @@ class Store:
             self._call(f"upsert {len(batch)} points into {name!r}", write, collection=name)
             log.debug("upserted a batch of %d points into %r", len(batch), name)
             written += len(batch)
+        if written:
+            self._call(f"sync {name!r} to disk", partial(self._engine.sync, name), collection=name)
         return written
 
     def delete_points(self, name: str, ids: Sequence[str]) -> None:
@@ -514,6 +518,8 @@ def _check_page_size(page_size: int) -> None:
 
 
 def _check_id(point_id: str) -> str:
+    if type(point_id) is str and _CANONICAL_ID.fullmatch(point_id):
+        return point_id  # already what str(uuid.UUID(...)) would make of it
     try:
         return str(uuid.UUID(str(point_id)))
     except ValueError:
@@ -548,41 +554,71 @@ def _json_payload(payload: Any, point: str) -> dict[str, Any]:
     """
     if not isinstance(payload, dict):
         raise InputError(f"point {point!r}: the payload must be a dict, got {type(payload).__name__}")
-    return _json_value(payload, point, "payload")
+    try:
+        return _plain(payload)
+    except _Refused as refused:
+        where = "payload" + "".join(reversed(refused.path))
+        raise InputError(f"point {point!r}: {where} {refused.reason}") from None
 
 
-def _json_value(value: Any, point: str, where: str) -> Any:
-    if value is None or isinstance(value, bool):
+class _Refused(Exception):
+    """A payload value JSON cannot hold. The path to it is added on the way out, so that the common case,
+    a payload that is fine, builds no path strings (they were most of the check's cost)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.path: list[str] = []
+
+
+def _plain(value: Any) -> Any:
+    """`value` as plain JSON. The exact built-in types are tested first: every payload ragkit writes has
+    only those, and each point is checked on every write."""
+    kind = type(value)
+    if kind is str:
+        if not value.isascii() and (surrogate := _surrogate(value)):
+            raise _Refused(surrogate)
         return value
-    if isinstance(value, str):
-        _check_text(value, f"point {point!r}: {where}")
-        return str(value)
-    if isinstance(value, np.generic | np.ndarray):
-        return _json_value(value.tolist(), point, where)
-    if isinstance(value, int):
+    if kind is int:
         if not PAYLOAD_INT_MIN <= value <= PAYLOAD_INT_MAX:
-            raise InputError(
-                f"point {point!r}: {where} is the integer {value}, outside the 64 bits payload integers have "
+            raise _Refused(
+                f"is the integer {value}, outside the 64 bits payload integers have "
                 f"({PAYLOAD_INT_MIN} to {PAYLOAD_INT_MAX}); store it as a string"
             )
-        return int(value)
-    if isinstance(value, float):
+        return value
+    if kind is float:
         if not math.isfinite(value):
-            raise InputError(
-                f"point {point!r}: {where} is {value}, which JSON cannot hold; use null or a string"
-            )
-        return float(value)
-    if isinstance(value, list | tuple):
-        return [_json_value(item, point, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
-                raise InputError(
-                    f"point {point!r}: {where} has the key {key!r}; payload keys must be strings"
-                )
-        return {key: _json_value(item, point, f"{where}[{key!r}]") for key, item in value.items()}
-    raise InputError(
-        f"point {point!r}: {where} is a {type(value).__name__} ({value!r:.80}); payload values must be JSON: "
+            raise _Refused(f"is {value}, which JSON cannot hold; use null or a string")
+        return value
+    if kind is dict:
+        plain = {}
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                raise _Refused(f"has the key {key!r}; payload keys must be strings")
+            try:
+                plain[key] = item if type(item) is str and item.isascii() else _plain(item)  # most values
+            except _Refused as refused:
+                refused.path.append(f"[{key!r}]")
+                raise
+        return plain
+    if kind is list or kind is tuple:
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(item if type(item) is str and item.isascii() else _plain(item))
+            except _Refused as refused:
+                refused.path.append(f"[{i}]")
+                raise
+        return items
+    if value is None or kind is bool:
+        return value
+    # NumPy values, and subclasses of the built-in types, as the built-in value they hold.
+    if isinstance(value, np.generic | np.ndarray):
+        return _plain(value.tolist())
+    for base in (str, int, float, dict, list, tuple):
+        if isinstance(value, base):
+            return _plain(base(value))
+    raise _Refused(
+        f"is a {type(value).__name__} ({value!r:.80}); payload values must be JSON: "
         "null, bool, int, float, str, or lists and dicts of them"
     )
 
@@ -590,13 +626,20 @@ def _json_value(value: Any, point: str, where: str) -> Any:
 def _check_text(text: str, what: str) -> None:
     """Refuse a string holding a lone surrogate (what JSON's "\\ud800" decodes to): UTF-8 cannot encode
     it, so BM25 and both engines would fail on it with a bare UnicodeEncodeError."""
+    if surrogate := _surrogate(text):
+        raise InputError(f"{what} {surrogate}")
+
+
+def _surrogate(text: str) -> str | None:
+    """What is wrong with `text` if it holds a lone surrogate, else None."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(
-            f"{what} holds a lone surrogate U+{ord(text[exc.start]):04X} at position {exc.start}, which is "
-            "not text (UTF-8 cannot encode it)"
-        ) from None
+        return (
+            f"holds a lone surrogate U+{ord(text[exc.start]):04X} at position {exc.start}, which is not text "
+            "(UTF-8 cannot encode it)"
+        )
+    return None
 
 
 def _threshold(value: Any) -> float:
