@@ -351,7 +351,7 @@ def rows(
 
 def report(n: int, results: dict[str, dict[str, Any]], queries: int, raw_upsert: float) -> dict[str, float]:
     engines = list(results)
-    width = 24
+    width = 26
     print(f"\n== {n:,} points, {queries} queries per search (n= where fewer fit the time budget) ==")
     print(f"{'':<40}" + "".join(f"{ENGINES[e]:>{width}}" for e in engines) + f"{'Edge vs local':>15}")
     for label, values, ratio in rows(results, n, queries):
