@@ -185,6 +185,27 @@ def test_a_payload_index_of_an_empty_collection_is_added_without_a_copy(tmp_path
     assert "lang" in indexed_fields(tmp_path / "collections" / "docs" / rebuild.SHARD)
 
 
+def test_several_payload_indexes_declared_at_once_are_added_in_one_copy_of_the_shard(
+    tmp_path: Path, monkeypatch
+):
+    # Each index made a copy of its own, and a copy is the size of the shard (2.9 GiB at a million points).
+    copies: list[Path] = []
+    copy_shard = rebuild.copy_shard
+    monkeypatch.setattr(
+        rebuild, "copy_shard", lambda source, target: copies.append(target) or copy_shard(source, target)
+    )
+    vectors = np.random.default_rng(13).normal(size=(40, 8)).astype(np.float32)
+    declared = CollectionOptions(indexes={"lang": "keyword", "section_index": "integer"})
+    with Store.open(path=tmp_path) as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        store.upsert("docs", languages(vectors))
+        info = store.ensure_collection("docs", dim=8, model="m", options=declared)
+        assert len(copies) == 1
+        assert {key: info.schema.indexes[key] for key in declared.indexes} == declared.indexes
+        assert store.count("docs", {"lang": "l2"}) == len([i for i in range(40) if i % 7 == 2])
+    assert {"lang", "section_index"} <= indexed_fields(tmp_path / "collections" / "docs" / rebuild.SHARD)
+
+
 def test_a_crash_at_any_step_of_adding_a_payload_index_leaves_a_store_that_opens_whole(tmp_path: Path):
     collection = tmp_path / "collections" / "docs"
     shard, copy, old = collection / rebuild.SHARD, collection / rebuild.NEXT, collection / rebuild.OLD

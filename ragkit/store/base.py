@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragkit.store.filters import Condition
@@ -48,8 +48,8 @@ class Engine(ABC):
         """The recorded schema; `SchemaError` for a collection that ragkit did not make or an older one."""
 
     @abstractmethod
-    def add_index(self, name: str, field: str, kind: str) -> None:
-        """Index a payload field (idempotent), and record it with the schema."""
+    def add_indexes(self, name: str, indexes: Mapping[str, str]) -> None:
+        """Index payload fields ({field: kind}; idempotent), all at once, and record them with the schema."""
 
     @abstractmethod
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:

@@ -17,7 +17,7 @@ comes back at a whole-batch boundary.
 
 Threads: searches run together (Edge releases the GIL for them, and a shard serves concurrent reads);
 writes and index builds are serialised. Edge's `optimize` holds the GIL while it runs, and so does adding
-a payload index to a shard that holds points, so `build_index` and `add_index` run them in a child
+a payload index to a shard that holds points, so `build_index` and `add_indexes` run them in a child
 process on a copy of the shard and swap the copy in between two searches (see `rebuild`): searches go on
 meanwhile, and so does the first read of a collection not yet loaded (loading has its own lock, which a
 build holds only for its swap); writes wait. Until a build, new points sit in
@@ -44,7 +44,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,26 +216,31 @@ class EdgeEngine(Engine):
             self._schemas[name] = Schema.from_json(raw, f"collection {name!r} in {self.where} ({path})")
         return self._schemas[name]
 
-    def add_index(self, name: str, field: str, kind: str) -> None:
+    def add_indexes(self, name: str, indexes: Mapping[str, str]) -> None:
         with self._write:
             current = self.schema(name)
-            if current.indexes.get(field) == kind:
+            missing = {field: kind for field, kind in indexes.items() if current.indexes.get(field) != kind}
+            if not missing:
                 return
-            what = f"index field {field!r} of {name!r}"
+            what = f"index field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} of {name!r}"
             if self._shard(name).count(edge.CountRequest(exact=True)) == 0:  # nothing to index: instant
                 self._ensure_space(what, _disk_bytes(self._dir(name) / SHARD)[0])
-                self._update(name, edge.UpdateOperation.create_field_index(field, INDEX_TYPES[kind]))
+                for field, kind in missing.items():
+                    self._update(name, edge.UpdateOperation.create_field_index(field, INDEX_TYPES[kind]))
             else:
-                # Indexing the points holds the GIL for as long as they take: in a child, on a copy.
+                # Indexing the points holds the GIL for as long as they take: in a child, on a copy, one
+                # copy for all the fields (a copy is the size of the shard).
                 self._rebuild(
                     name,
                     what,
                     lambda shard: _disk_bytes(shard)[0],
-                    lambda copy: rebuild.index_copy(copy, {field: kind}),
+                    lambda copy: rebuild.index_copy(copy, missing),
                 )
-            # Recorded once the shard has it: a crash before leaves an index that is not recorded, which
-            # the next declaration of it adds again, never a recorded index that the shard lacks.
-            updated = current.with_index(field, kind)
+            # Recorded once the shard has them: a crash before leaves indexes that are not recorded, which
+            # the next declaration adds again, never a recorded index that the shard lacks.
+            updated = current
+            for field, kind in missing.items():
+                updated = updated.with_index(field, kind)
             _write_json(self._dir(name) / SCHEMA_FILE, updated.to_json())
             self._schemas[name] = updated
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -144,11 +144,12 @@ class ServerEngine(Engine):
                 schema = schema.with_index(key.removeprefix(_ADDED_INDEX), kind)
         return schema
 
-    def add_index(self, name: str, field: str, kind: str) -> None:
-        if self.schema(name).indexes.get(field) == kind:
-            return
-        self._index(name, field, kind)
-        self._client.update_collection(name, metadata={_ADDED_INDEX + field: kind})
+    def add_indexes(self, name: str, indexes: Mapping[str, str]) -> None:
+        recorded = self.schema(name).indexes
+        for field, kind in indexes.items():
+            if recorded.get(field) != kind:
+                self._index(name, field, kind)
+                self._client.update_collection(name, metadata={_ADDED_INDEX + field: kind})
 
     def _index(self, name: str, field: str, kind: str) -> None:
         self._client.create_payload_index(name, field_name=field, field_schema=_INDEX_TYPES[kind], wait=True)

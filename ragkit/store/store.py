@@ -206,13 +206,13 @@ class Store:
             )
         assert info.schema is not None
         self._check_built_as_asked(name, info.schema, options)
-        for key, kind in options.indexes.items():
-            if info.schema.indexes.get(key) != kind:
-                self._call(
-                    f"index field {key!r} of {name!r}", partial(self._engine.add_index, name, key, kind)
-                )
-                self._schemas.pop(name, None)
-        return self.collection_info(name) if options.indexes else info
+        missing = {key: kind for key, kind in options.indexes.items() if info.schema.indexes.get(key) != kind}
+        if missing:
+            fields = ", ".join(map(repr, missing))
+            self._call(f"index {fields} of {name!r}", partial(self._engine.add_indexes, name, missing))
+            self._schemas.pop(name, None)
+            return self.collection_info(name)
+        return info
 
     def _check_built_as_asked(self, name: str, schema: Schema, options: CollectionOptions) -> None:
         """Options that only shape a new collection must match an existing one, or they would be ignored."""
