@@ -19,7 +19,7 @@ from typing import Any
 from ingest.parse import SUPPORTED_SUFFIXES
 
 # Bump when parsing or sectioning changes what a file turns into, so existing collections re-ingest.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4
 _NAMESPACE = uuid.UUID("6c1f3e0a-5d0e-4c55-9a56-2f1b0c7d9e11")
 NOT_UTF8 = "the path is not valid UTF-8, and a collection stores it as text: rename the file to ingest it"
 

@@ -26,9 +26,11 @@ from pptx.chart.data import CategoryChartData
 from pptx.enum.chart import XL_CHART_TYPE
 from pptx.util import Emu, Inches
 from pypdf import PdfReader, PdfWriter
+from tokenizers import Tokenizer
 
 from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, ParsedDocument
 from ingest.parse import SUPPORTED_SUFFIXES, UnsupportedFormatError, nlp_backend, parse
+from ingest.sections import build_sections
 from ragkit.errors import ParseError
 from tests.hostile import pdf_file
 
@@ -709,6 +711,69 @@ def test_pptx_slide_titles_are_headings_with_slide_numbers(tmp_path: Path) -> No
         (HEADING, "Next steps", 1, 2),
         (TEXT, "Hire two engineers", None, 2),
     ]
+
+
+def test_a_slide_without_a_title_is_headed_by_its_number_not_filed_under_the_previous_slide(
+    tmp_path: Path, minilm_path: Path
+) -> None:
+    """A slide with no title (none on its layout, or its title placeholder left empty) had no heading,
+    so its words went into the previous slide's section; and a title placed below a text box left the
+    box's words there too."""
+    presentation = pptx.Presentation()
+    first = presentation.slides.add_slide(presentation.slide_layouts[6])  # blank: no title placeholder
+    first.shapes.add_textbox(Inches(1), Inches(2), Inches(6), Inches(1)).text_frame.text = "Agenda items"
+    second = presentation.slides.add_slide(presentation.slide_layouts[5])
+    second.shapes.title.text = "Budget"
+    second.shapes.add_textbox(Inches(1), Inches(2), Inches(6), Inches(1)).text_frame.text = "Spend less"
+    third = presentation.slides.add_slide(presentation.slide_layouts[5])  # its title left empty
+    third.shapes.add_textbox(Inches(1), Inches(2), Inches(6), Inches(1)).text_frame.text = "Hire more"
+    fourth = presentation.slides.add_slide(presentation.slide_layouts[5])
+    fourth.shapes.title.text = "Risks"
+    fourth.shapes.title.top = Inches(6)
+    fourth.shapes.add_textbox(Inches(1), Inches(1), Inches(6), Inches(1)).text_frame.text = "Late parts"
+    path = tmp_path / "plan.pptx"
+    presentation.save(path)
+
+    parsed = parse(path)
+
+    assert parsed.title == "Budget"  # the first slide title, not the "Slide 1" standing in for none
+    assert [(element.kind, element.text, element.level, element.page) for element in parsed.elements] == [
+        (HEADING, "Slide 1", 1, 1),
+        (TEXT, "Agenda items", None, 1),
+        (HEADING, "Budget", 1, 2),
+        (TEXT, "Spend less", None, 2),
+        (HEADING, "Slide 3", 1, 3),
+        (TEXT, "Hire more", None, 3),
+        (HEADING, "Risks", 1, 4),  # the slide's title opens it, wherever it is placed
+        (TEXT, "Late parts", None, 4),
+    ]
+    tokenizer = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
+    tokenizer.no_padding()
+    sections = build_sections(
+        parsed,
+        count_tokens=lambda texts: [len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))],
+        max_tokens=12,  # room for one slide a section (10 tokens), not the deck (17)
+        min_tokens=0,
+    )
+    assert [(section.breadcrumb, section.text, section.page_start) for section in sections] == [
+        (("Budget", "Slide 1"), "Slide 1\n\nAgenda items", 1),
+        (("Budget",), "Budget\n\nSpend less", 2),
+        (("Budget", "Slide 3"), "Slide 3\n\nHire more", 3),
+        (("Budget", "Risks"), "Risks\n\nLate parts", 4),
+    ]
+
+
+def test_a_deck_without_any_title_is_titled_by_its_file_name(tmp_path: Path) -> None:
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])
+    slide.shapes.add_textbox(Inches(1), Inches(2), Inches(6), Inches(1)).text_frame.text = "Loose notes"
+    path = tmp_path / "scratch.pptx"
+    presentation.save(path)
+
+    parsed = parse(path)
+
+    assert parsed.title == "scratch"
+    assert kinds(parsed) == [(HEADING, "Slide 1", 1), (TEXT, "Loose notes", None)]
 
 
 SMARTART_DATA = (

@@ -304,7 +304,7 @@ def read_pptx(path: Path) -> Partition:
     unstructured promotes short body lines to Titles one level below the slide title; on a slide they
     are bullet fragments, not section headings. It would put the notes *before* each slide's title,
     which files them under the previous slide, so they are read here and appended instead. What else
-    it leaves off a slide is in ingest.parse.slides.
+    it leaves off a slide, and how a slide without a title is headed, is in ingest.parse.slides.
     """
     options = PptxPartitionerOptions(
         file=None,
@@ -321,7 +321,17 @@ def read_pptx(path: Path) -> Partition:
         else element
         for element in read
     ]
-    return Partition(_with_slide_extras(path, presentation, elements), _ooxml_title(path))
+    title = _deck_title(path, elements)
+    return Partition(slides.headed_by_slide(_with_slide_extras(path, presentation, elements)), title)
+
+
+def _deck_title(path: Path, elements: list[UElement]) -> str:
+    """dc:title, else the first slide title, else the file name: never a "Slide N" that stands in for a
+    missing slide title, which would lead every breadcrumb of a deck whose first slide has none."""
+    core = _ooxml_title(path)
+    if core and core.strip():
+        return core
+    return next((element.text for element in elements if isinstance(element, Title)), path.stem)
 
 
 def _with_slide_extras(path: Path, presentation: Presentation, elements: list[UElement]) -> list[UElement]:

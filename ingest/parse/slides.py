@@ -7,12 +7,18 @@
 * Charts and SmartArt diagrams were dropped with their words: a chart's title, axis titles, series
   names (its legend) and category labels, and the text of every node of a diagram (which lives in a
   part of its own). They are read here, one text block per chart or diagram.
+* A slide without a title (none set, or its title placeholder left empty) had no heading, so its text
+  went under the previous slide's: a section headed "Budget" held another slide's words, and the first
+  slide's went under the deck's title. Such a slide is headed "Slide N" (its number in the deck), as
+  an editor's slide list names it, so its text is a section of its own. For the same reason a title
+  placed below other shapes (shapes are read top to bottom) still opens its slide.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from itertools import groupby
 from pathlib import Path
 
 from lxml import etree
@@ -22,6 +28,7 @@ from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 from pptx.slide import Slide
 from unstructured.documents.elements import Element as UElement
+from unstructured.documents.elements import ElementMetadata, Title
 from unstructured.partition.pptx import PptxPartitionerOptions, _PptxPartitioner
 
 logger = logging.getLogger(__name__)
@@ -42,6 +49,20 @@ class AllShapesPartitioner(_PptxPartitioner):
         """The deck's elements, and the python-pptx presentation they were read from, loaded once."""
         partitioner = cls(opts)
         return list(partitioner._iter_presentation_elements()), partitioner._presentation
+
+
+def headed_by_slide(elements: list[UElement]) -> list[UElement]:
+    """`elements` (in slide order) with each slide's text under a heading of its own: its title, moved
+    ahead of any shape placed above it, else "Slide N". By then the only Titles are slide titles, body
+    lines having been made text."""
+    headed: list[UElement] = []
+    for number, slide in groupby(elements, key=lambda element: element.metadata.page_number or 1):
+        own = list(slide)
+        title = next((element for element in own if isinstance(element, Title)), None)
+        if title is None:
+            title = Title(text=f"Slide {number}", metadata=ElementMetadata(page_number=number))
+        headed += [title, *(element for element in own if element is not title)]
+    return headed
 
 
 def graphic_texts(path: Path, number: int, slide: Slide) -> list[str]:
