@@ -7,12 +7,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 from ragkit.config import ENVIRONMENT_VARIABLES, env
 from ragkit.encoder import DEFAULT_MODEL
 from ragkit.encoder.resolve import ALIASES
 from ragkit.errors import InputError, RagkitError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
+from ragkit.retrieval import DEFAULT_FUSION
+from ragkit.store.schema import FUSIONS
 
 # Each module adds its sub-command through `register(commands, store_flags)`; `store_flags(parser)` adds
 # --collection, --store, --url, --api-key, --model and --device.
@@ -100,6 +103,36 @@ def collection_options(args: argparse.Namespace):
         replicas=args.replicas,
         write_consistency=args.write_consistency,
     )
+
+
+class _Given(argparse.Action):
+    """Stores the value as argparse's "store" does, and notes in `args.given` that the flag was typed: a
+    command can then tell a flag given with its default value from one left out."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def fusion_flag(parser: argparse.ArgumentParser, *, help_text: str) -> None:
+    """--fusion, noted when typed so that `check_fusion_flag` can refuse it outside hybrid mode."""
+    parser.add_argument("--fusion", action=_Given, choices=FUSIONS, default=DEFAULT_FUSION, help=help_text)
+
+
+def check_fusion_flag(args: argparse.Namespace) -> None:
+    """--fusion chooses how hybrid mode fuses its dense and sparse lists; dense and sparse mode search one
+    list, so a --fusion typed with them was ignored in silence, hiding a --mode hybrid left out."""
+    if "fusion" in getattr(args, "given", ()) and args.mode != "hybrid":
+        raise InputError(
+            f"--fusion {args.fusion} applies to --mode hybrid only, which fuses a dense and a sparse list; "
+            f"--mode {args.mode} searches one list: pass --mode hybrid, or leave --fusion out"
+        )
 
 
 def check_api_key(args: argparse.Namespace, *, url_from_environment: bool = True) -> None:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from ragkit.config import DEFAULT_STORE, Settings
 from ragkit.encoder import Encoder, EncoderSpec
 from ragkit.errors import CollectionNotFoundError, InputError, ModelMismatchError
-from ragkit.retrieval import Hit, Retriever
+from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit, Retriever
 from ragkit.store import CollectionInfo, Store
 from ragkit.store.address import StoreAddress
+from ragkit.store.schema import check_fusion, check_mode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -143,7 +144,8 @@ class Kit:
 
     def search(self, query: str, **options: Any) -> list[Hit]:
         """Best sections for a query: `top_k=5`, `filters={...}`, `score_threshold=None`,
-        `mode="hybrid"|"dense"|"sparse"`, `fusion="rrf"|"dbsf"` (see `ragkit.retrieval.Retriever.search`)."""
+        `mode="hybrid"|"dense"|"sparse"`, `fusion="rrf"|"dbsf"` (hybrid's; see `ragkit.retrieval.Retriever.search`)."""
+        _check_fusion(options)
         return self.retriever().search(query, **options)
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
@@ -210,6 +212,19 @@ class Kit:
             return self.store.collection_info(self.collection).model
         except CollectionNotFoundError:
             return None
+
+
+def _check_fusion(options: dict[str, Any]) -> None:
+    """A fusion chosen for dense or sparse mode, which search one list and fuse nothing, was ignored in
+    silence. Only a fusion other than the default is refused: the adapters and the query engines pass
+    theirs whatever their mode, the default unless told otherwise, so that one cannot tell a choice."""
+    mode = check_mode(options.get("mode", DEFAULT_MODE))
+    fusion = check_fusion(options.get("fusion", DEFAULT_FUSION))
+    if mode != "hybrid" and fusion != DEFAULT_FUSION:
+        raise InputError(
+            f"fusion={fusion!r} applies to mode='hybrid' only, which fuses a dense and a sparse list; "
+            f"mode={mode!r} searches one list: pass mode='hybrid', or leave fusion out"
+        )
 
 
 def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads like `io.open`

@@ -394,7 +394,10 @@ def eval_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     (dataset / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
     store = tmp_path_factory.mktemp("evalstore")
     runs = {}
-    for key, mode, fusion in [*((mode, mode, "rrf") for mode in MODES), ("dbsf", "hybrid", "dbsf")]:
+    for key, mode, fusion in [
+        *((mode, mode, []) for mode in MODES),
+        ("dbsf", "hybrid", ["--fusion", "dbsf"]),
+    ]:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             argv = [
@@ -406,8 +409,7 @@ def eval_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
                 str(store),
                 "--mode",
                 mode,
-                "--fusion",
-                fusion,
+                *fusion,
                 "--json",
             ]
             assert main(argv) == 0
@@ -521,6 +523,76 @@ def test_cli_fusion_flag(store_copy: list[str], dbsf: list, command: str, capsys
     assert_answers(
         [(hit["id"], hit["score"]) for hit in out["hits" if command == "search" else "sources"]], dbsf
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "mode", "fusion"),
+    [
+        ("search", "dense", "dbsf"),
+        ("query", "sparse", "dbsf"),
+        ("eval", "dense", "dbsf"),
+        ("search", "sparse", "rrf"),
+    ],
+)
+def test_cli_refuses_a_fusion_typed_with_dense_or_sparse_mode_naming_both_flags(
+    command: str, mode: str, fusion: str, tmp_path: Path, capsys
+) -> None:
+    # Dense and sparse search one list and fuse nothing: the flag was ignored in silence. Typed with its
+    # default value it is refused too, as it still says that hybrid was meant.
+    first = QUERY if command != "eval" else str(tmp_path)
+    argv = [command, first, "--store", str(tmp_path / "store"), "--mode", mode, "--fusion", fusion]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--fusion {fusion} applies to --mode hybrid only" in err
+        and f"--mode {mode} searches one list" in err
+    )
+    assert not (tmp_path / "store").exists(), "refused before the store is opened"
+
+
+def test_cli_takes_a_fusion_typed_with_hybrid_mode(store_copy: list[str], dbsf: list, capsys) -> None:
+    argv = [
+        "search",
+        QUERY,
+        *store_copy,
+        "--top-k",
+        str(TOP_K),
+        "--mode",
+        "hybrid",
+        "--fusion",
+        "dbsf",
+        "--json",
+    ]
+    assert main(argv) == 0
+    assert_answers([(hit["id"], hit["score"]) for hit in json.loads(capsys.readouterr().out)["hits"]], dbsf)
+
+
+REFUSED_FUSIONS = {
+    "search": lambda kit, mode: kit.search(QUERY, mode=mode, fusion="dbsf"),
+    "asearch": lambda kit, mode: asyncio.run(kit.asearch(QUERY, mode=mode, fusion="dbsf")),
+    "langchain": lambda kit, mode: kit.as_langchain_retriever(mode=mode, fusion="dbsf").invoke(QUERY),
+    "query engine": lambda kit, mode: kit.query_engine(
+        llm=lambda p: "answer", mode=mode, fusion="dbsf"
+    ).query(QUERY),
+}
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+@pytest.mark.parametrize("surface", REFUSED_FUSIONS)
+def test_a_python_surface_refuses_dbsf_fusion_outside_hybrid_mode(
+    shelf: Shelf, surface: str, mode: str
+) -> None:
+    with pytest.raises(InputError, match=rf"fusion='dbsf' applies to mode='hybrid' only.*mode='{mode}'"):
+        REFUSED_FUSIONS[surface](shelf.kit, mode)
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_the_default_fusion_passed_with_dense_or_sparse_mode_is_accepted(
+    shelf: Shelf, expected: dict, mode: str
+) -> None:
+    # The adapters and query engines pass their fusion, the default, whatever their mode: it cannot be refused.
+    hits = shelf.kit.search(QUERY, top_k=TOP_K, mode=mode, fusion="rrf")
+    assert_answers([(hit.id, hit.score) for hit in hits], expected[mode])
 
 
 @pytest.mark.parametrize("route", ["search", "query"])

@@ -37,10 +37,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ragkit.cli import check_api_key
+from ragkit.cli import check_api_key, check_fusion_flag, fusion_flag
 from ragkit.errors import InputError
 from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE
-from ragkit.store.schema import FUSIONS, SEARCH_MODES
+from ragkit.store.schema import SEARCH_MODES
 
 LOCO = "loco"
 EPILOG = """\
@@ -92,11 +92,8 @@ def register(commands: Any, store_flags: Callable[..., None]) -> None:
         help=f"search mode (default {DEFAULT_MODE}); the stored vectors serve every mode, so with --store DIR "
         "comparing modes embeds the corpus once",
     )
-    parser.add_argument(
-        "--fusion",
-        choices=FUSIONS,
-        default=DEFAULT_FUSION,
-        help=f"how hybrid mode fuses its two lists (default {DEFAULT_FUSION})",
+    fusion_flag(
+        parser, help_text=f"how hybrid mode fuses its two lists (default {DEFAULT_FUSION}; hybrid mode only)"
     )
     parser.add_argument("--split", default="test", help="qrels file qrels/SPLIT.tsv (default test)")
     parser.add_argument(
@@ -119,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     from ragkit.config import Settings
 
     check_api_key(args, url_from_environment=False)  # eval's server is --url's only
+    check_fusion_flag(args)
     settings = Settings.from_env()
     common = {
         "device": args.device or settings.device,

@@ -10,12 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ragkit.cli import open_kit
+from ragkit.cli import check_fusion_flag, fusion_flag, open_kit
 from ragkit.errors import InputError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES, OpenAICompatibleLLM
 from ragkit.query_engine import DEFAULT_CONTEXT_TOKENS, DEFAULT_TOP_K, QueryResponse
 from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit
-from ragkit.store import FUSIONS
 from ragkit.store import SEARCH_MODES as MODES
 
 FILTER_HELP = """\
@@ -99,11 +98,10 @@ def _read_flags(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODE,
         help=f"dense (embeddings), sparse (BM25 keywords) or hybrid (both, fused by rank; default {DEFAULT_MODE})",
     )
-    parser.add_argument(
-        "--fusion",
-        choices=FUSIONS,
-        default=DEFAULT_FUSION,
-        help=f"how hybrid fuses its two lists: reciprocal rank or distribution-based (default {DEFAULT_FUSION})",
+    fusion_flag(
+        parser,
+        help_text="how hybrid fuses its two lists: reciprocal rank or distribution-based "
+        f"(default {DEFAULT_FUSION}; hybrid mode only)",
     )
     parser.add_argument(
         "--score-threshold",
@@ -154,6 +152,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _search(args: argparse.Namespace) -> int:
+    check_fusion_flag(args)
     filters = parse_filters(args.filters)
     with open_kit(args) as kit:
         hits = kit.search(
@@ -180,6 +179,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    check_fusion_flag(args)
     filters = parse_filters(args.filters)
     llm = OpenAICompatibleLLM.from_env(url=args.llm_url, model=args.llm_model, timeout=args.llm_timeout)
     for flag, value in (("--llm-model", args.llm_model), ("--llm-timeout", args.llm_timeout)):
