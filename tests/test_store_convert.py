@@ -133,3 +133,17 @@ def test_a_failed_conversion_leaves_the_old_folder_as_it_was_and_no_partial_copy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
     with pytest.raises(StoreError, match="ragkit store convert"):
         Store.open(path=folder)
+
+
+def test_convert_of_a_folder_that_does_not_exist_says_so_naming_it(tmp_path: Path, capsys):
+    missing = tmp_path / "stroe"
+    assert main(["store", "convert", str(missing)]) == 2  # the exit code of every input error
+    err = capsys.readouterr().err
+    assert f"{missing} does not exist" in err and "not a store folder" not in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_convert_of_a_file_says_it_is_not_a_folder(tmp_path: Path, capsys):
+    (tmp_path / "store").write_text("not a folder")
+    assert main(["store", "convert", str(tmp_path / "store")]) == 2
+    assert f"{tmp_path / 'store'} is a file, not a folder" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.cli import open_kit
+from ragkit.errors import InputError
 
 
 def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -37,12 +38,26 @@ def _convert(args: argparse.Namespace) -> int:
     from ingest.sections import embedded_text
     from ragkit.store.convert import convert_legacy
 
+    _check_folder(args.folder)
     result = convert_legacy(
         args.folder,
         embedded_text=lambda payload: embedded_text(payload.get("breadcrumb") or [], payload.get("text", "")),
     )
     print(result.summary())
     return 0
+
+
+def _check_folder(folder: Path) -> None:
+    """DIR must be a folder, or the place of one whose conversion stopped between its two renames (its
+    copy then waits beside it, to be moved in): a missing DIR, a mistyped path most often, was otherwise
+    reported as "not a store folder of an earlier ragkit", as if it were a folder of the wrong kind."""
+    from ragkit.store.convert import WORK_SUFFIX
+
+    resolved = folder.expanduser().resolve()
+    if resolved.is_dir() or resolved.with_name(resolved.name + WORK_SUFFIX).is_dir():
+        return
+    cause = "is a file, not a folder" if resolved.exists() else "does not exist"
+    raise InputError(f"store convert {folder}: {resolved} {cause}; name the store folder to convert")
 
 
 def _index(args: argparse.Namespace) -> int:
