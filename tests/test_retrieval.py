@@ -309,6 +309,18 @@ def test_cli_search_prints_a_table(store_copy, capsys):
     assert second.startswith("2 ")
 
 
+@pytest.mark.parametrize("command", ["search", "query"])
+def test_cli_top_k_out_of_range_is_refused_by_the_flag_it_was_given_as(store_copy, capsys, command):
+    store = ["--store", str(store_copy), "--collection", corpus.COLLECTION]
+    for value in ("0", "-3", "1001", "two"):
+        with pytest.raises(SystemExit) as refused:
+            main([command, "knife", *store, "--top-k", value])
+        error = capsys.readouterr().err
+        assert refused.value.code == 2
+        assert f"argument --top-k: {value!r} is not a number of sections from 1 to 1000" in error
+    assert main([command, "knife", *store, "--top-k", "1000", "--json"]) == 0
+
+
 def test_cli_search_json_applies_filters(store_copy, docs, capsys):
     source = str(docs / "volcanoes.txt")
     store = ["--store", str(store_copy), "--collection", corpus.COLLECTION]
