@@ -32,6 +32,7 @@ from ragkit.store import CollectionOptions, Store
 log = logging.getLogger("ragkit.ingest")
 
 SMALL_JOB_DOCUMENTS = 32
+WORKERS_PER_CPU = 4  # parsing is CPU-bound: past this many processes a core, more only cost memory
 EMBED_FLUSH_TOKENS = 65_536  # sections of several documents are embedded together, for full batches
 
 
@@ -117,13 +118,23 @@ def run(
 
 def _check_workers(workers: int | None) -> None:
     """Refuse a `workers` that is not a count, before anything is done: a negative one parsed in one
-    process as if it were 0, and 1.5 or "2" failed only once parsing began, as the supervisor's error."""
+    process as if it were 0, and 1.5 or "2" failed only once parsing began, as the supervisor's error.
+    Refuse one far past the machine's cores too: each process holds its own parsers (about 200 MiB
+    before its first document, up to `ingest.isolation.PARSE_MEMORY_LIMIT` while parsing), so
+    `--workers 1000` on a large job started a thousand of them, some 200 GiB before the first parse,
+    for no more speed."""
     if workers is None:
         return
     if not changes.is_whole(workers) or workers < 0:
         raise InputError(
             f"workers={workers!r} must be a whole number of parsing processes, 0 or more (0 and 1 both "
             "parse one document at a time), or None to choose by the job's size"
+        )
+    cpus = os.cpu_count() or 1
+    if workers > WORKERS_PER_CPU * cpus:
+        raise InputError(
+            f"workers={workers} is more parsing processes than this machine can keep busy: at most "
+            f"{WORKERS_PER_CPU * cpus} ({WORKERS_PER_CPU} per CPU, {cpus} here); each holds its own parsers"
         )
 
 

@@ -391,12 +391,19 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
         assert sum(line.count(str(corpus / name)) for line in failures) == 1
 
 
-def test_a_number_of_workers_that_is_not_a_count_is_refused_before_the_job_starts(tmp_path, capsys):
+def test_a_number_of_workers_that_is_not_a_count_or_far_past_the_cores_is_refused_before_the_job_starts(
+    tmp_path, capsys
+):
     corpus = write_corpus(tmp_path / "corpus")
     with ragkit.open("docs", store=tmp_path / "s", model="minilm") as kit:
         for workers in (-1, 1.5, "2", True):
             with pytest.raises(ragkit.InputError, match=re.escape(f"workers={workers!r} must be")):
                 kit.ingest([corpus], workers=workers)
+        most = 4 * (os.cpu_count() or 1)
+        with pytest.raises(
+            ragkit.InputError, match=re.escape(f"workers={most + 1} is more parsing processes")
+        ):
+            kit.ingest([corpus], workers=most + 1)  # each would hold its own parsers: memory, no speed
         for workers in (0, 1.5, True):  # on Ray, parsing tasks at once, of which 0 would be none
             with pytest.raises(ragkit.InputError, match=re.escape(f"workers={workers!r}: on Ray")):
                 kit.ingest([corpus], workers=workers, ray=True)
