@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.config import DEFAULT_STORE, Settings
 from ragkit.encoder import Encoder, EncoderSpec
-from ragkit.errors import CollectionNotFoundError, InputError, ModelMismatchError
+from ragkit.errors import CollectionNotFoundError, InputError, ModelMismatchError, RagkitError
 from ragkit.retrieval import DEFAULT_FUSION, DEFAULT_MODE, Hit, Retriever
 from ragkit.store import CollectionInfo, Store
 from ragkit.store.address import StoreAddress
@@ -126,9 +126,17 @@ class Kit:
         # The job's writer opens the folder, which one process at a time may hold: hand it over and back.
         self.store.close()
         try:
-            return run_on_ray(spec, self._address, self.collection, paths, ray=ray, **options)
-        finally:
-            self.store = open_when_free(self._address)
+            report = run_on_ray(spec, self._address, self.collection, paths, ray=ray, **options)
+        except BaseException as stopped:
+            # The job's error is the one to see; a store that will not reopen after it is a note on it,
+            # not a replacement (it was raised in its place, the job's cause left in the chain).
+            try:
+                self.store = open_when_free(self._address)
+            except RagkitError as reopen:
+                stopped.add_note(f"and afterwards the store could not be opened again: {reopen}")
+            raise
+        self.store = open_when_free(self._address)
+        return report
 
     def delete_document(self, doc_id: str) -> int:
         """Delete every section of one document; returns how many there were."""

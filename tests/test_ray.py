@@ -367,6 +367,22 @@ def test_a_ray_address_is_auto_or_a_ray_url_and_a_ray_url_needs_a_server_store(t
         assert kit.store.collections() == []  # the store was handed back, and nothing was written
 
 
+def test_a_job_error_is_raised_even_when_the_store_cannot_be_opened_again_after_it(tmp_path):
+    """The store folder is moved away under an open kit, and a file put in its place; the job then fails
+    (a bad address), and reopening the folder fails too. The job's error is the one raised, with the
+    reopen's failure as a note, not replaced by it."""
+    docs = write_corpus(tmp_path / "docs")
+    store = tmp_path / "s"
+    with ragkit.open("docs", store=store, model="minilm") as kit:
+        store.rename(tmp_path / "moved")
+        store.write_text("not a store")
+        with pytest.raises(ragkit.InputError, match="'auto' or a ray:// URL") as stopped:
+            kit.ingest(docs, ray="localhost:6379")
+        (note,) = stopped.value.__notes__
+        assert note.startswith("and afterwards the store could not be opened again: ")
+        assert str(store) in note
+
+
 def test_a_report_that_cannot_be_written_is_refused_before_ray_starts(tmp_path):
     docs = write_corpus(tmp_path / "docs")
     connected = ray.is_initialized()  # by the module's local Ray, where an earlier test started it
