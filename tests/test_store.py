@@ -150,6 +150,15 @@ def test_a_store_folder_of_another_format_is_refused_naming_its_marker(tmp_path:
         Store.open(path=tmp_path)
 
 
+def test_a_store_path_that_is_a_file_is_refused_as_a_file_not_as_an_uncreatable_folder(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("not a store")
+    with pytest.raises(
+        StoreError, match=re.escape(f"the local store path {tmp_path / 'notes.txt'} is a file")
+    ):
+        Store.open(path=tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "not a store"
+
+
 def test_a_server_collection_of_a_newer_schema_says_a_newer_ragkit_wrote_it():
     with Store.open(url=":memory:") as store:
         store.ensure_collection("docs", dim=4, model="m")

@@ -562,6 +562,8 @@ def _lock(folder: Path) -> portalocker.Lock:
     """Hold the folder for this process: Edge's WAL allows one writer, and two processes would diverge."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # mkdir's own words, "File exists", read as if the folder were there
+        raise StoreError(f"the local store path {folder} is a file, not a folder") from exc
     except OSError as exc:
         raise StoreError(f"cannot create the local store folder {folder}: {exc.strerror or exc}") from exc
     if not (folder / MARKER).exists() and is_legacy_folder(folder):
