@@ -229,6 +229,29 @@ def test_binary_data_renamed_txt_is_refused(tmp_path: Path) -> None:
         parse(without_nul)
 
 
+def test_a_coloured_terminal_log_is_read_without_its_escape_sequences(tmp_path: Path) -> None:
+    """Colours (CSI ... m), a cleared line (CSI K), a window title and a hyperlink (OSC, ended by BEL
+    or ESC backslash) and a character-set switch (ESC ( B) are formatting: they go, their words stay.
+    With a colour code every few words, the log was refused as "not text" before."""
+    path = tmp_path / "build.txt"
+    lines = [
+        "\x1b]0;ci: build #42\x07\x1b[1mBuild report\x1b[0m",
+        "",
+        *(f"\x1b[32mPASS\x1b[0m test_{n} \x1b[2m(0.{n}s)\x1b[0m\x1b[K" for n in range(6)),
+        "\x1b[1;31merror:\x1b[0m see \x1b]8;;https://ci.example/42\x1b\\the log\x1b]8;;\x1b\\ \x1b(Bfor details",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+    text = " ".join(element.text for element in parse(path).elements)
+
+    assert "\x1b" not in text and "[0m" not in text and "ci: build" not in text
+    assert text.split() == [
+        "Build", "report",
+        *(word for n in range(6) for word in ("PASS", f"test_{n}", f"(0.{n}s)")),
+        "error:", "see", "the", "log", "for", "details",
+    ]  # fmt: skip
+
+
 def test_text_in_a_non_western_legacy_encoding_is_refused_not_garbled(tmp_path: Path) -> None:
     path = tmp_path / "russian.txt"
     path.write_bytes("Привет, это русский текст в старой кодировке Windows.".encode("cp1251"))

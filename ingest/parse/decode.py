@@ -1,4 +1,10 @@
-"""Reading text files: BOMs, UTF-8, then Windows-1252/Latin-1; binary and unreadable bytes refused."""
+"""Reading text files: BOMs, UTF-8, then Windows-1252/Latin-1; binary and unreadable bytes refused.
+
+Terminal escape sequences (ECMA-48: colours, cursor moves, window titles, hyperlinks) are taken out of
+the text: a saved terminal session or CI log holds them, and they are formatting, not words. Left in,
+each counted as a control character, so a coloured log was refused as "not text", or indexed with
+"[31m" glued to its words.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,13 @@ _BOMS = (
 )
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.05
+# ECMA-48, ESC-introduced: a control sequence (CSI: ESC [, parameter and intermediate bytes, a final
+# byte), a command string (OSC, DCS, PM, APC, SOS: up to BEL or ESC \), or a two-character escape.
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+    r"|\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
+)
 # Western text in cp1252 has a few accented letters among ASCII ones; the same bytes of Cyrillic,
 # Greek or CJK text come out almost all non-ASCII.
 _MAX_NON_ASCII_SHARE = 0.3
@@ -47,6 +60,7 @@ def decode(path: Path, data: bytes, declared: str | None = None) -> str:
     else:
         refuse_nul_bytes(path, data)
         text = _decode_undeclared(path, data)
+    text = _TERMINAL_ESCAPE.sub("", text) if "\x1b" in text else text
     check_is_text(path, text)
     return text
 
