@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any
 
@@ -118,6 +118,23 @@ class _Given(argparse.Action):
     ) -> None:
         setattr(namespace, self.dest, values)
         namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def count_flag(what: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type for a whole number of `what` from `low` (to `high`), refused as the flag: its
+    error names the flag the user typed, before any store or model loads."""
+    bounds = f">= {low}" if high is None else f"from {low} to {high}"
+
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {what} {bounds}")
+        return value
+
+    return count
 
 
 def fusion_flag(parser: argparse.ArgumentParser, *, help_text: str) -> None:

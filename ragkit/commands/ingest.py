@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragkit.cli import collection_flags, collection_options, open_kit
+from ragkit.cli import collection_flags, collection_options, count_flag, open_kit
 from ragkit.errors import RagkitError
 
 
@@ -23,7 +23,7 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     ingest.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     ingest.add_argument(
         "--workers",
-        type=_workers,
+        type=count_flag("processes", 0),  # --ray needs >= 1, checked by the job
         help="parsing processes, 0 and 1 both meaning one (default: one for small jobs or a small CPU-only "
         "machine, else up to 4); "
         "with --ray, parsing tasks at once (default: as the cluster's CPUs allow)",
@@ -59,17 +59,6 @@ def _seconds(text: str) -> float | None:
     if not seconds >= 0 or seconds == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
     return seconds or None
-
-
-def _workers(text: str) -> int:
-    """--workers: a whole number >= 0 (a negative one meant one process, unsaid; --ray needs >= 1)."""
-    try:
-        workers = int(text)
-    except ValueError:
-        workers = -1
-    if workers < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes >= 0")
-    return workers
 
 
 def _metadata(pairs: Sequence[str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ragkit.cli import check_fusion_flag, fusion_flag, open_kit
+from ragkit.cli import check_fusion_flag, count_flag, fusion_flag, open_kit
 from ragkit.errors import InputError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES, OpenAICompatibleLLM
 from ragkit.query_engine import DEFAULT_CONTEXT_TOKENS, DEFAULT_TOP_K, QueryResponse
@@ -80,22 +80,10 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     query.set_defaults(run=_query)
 
 
-def _top_k(text: str) -> int:
-    """--top-k: checked as the flag, so its error names the flag the user typed (the search's own check
-    said "top_k must be ...")."""
-    try:
-        top_k = int(text)
-    except ValueError:
-        top_k = 0
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of sections from 1 to {MAX_TOP_K}")
-    return top_k
-
-
 def _read_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--top-k",
-        type=_top_k,
+        type=count_flag("sections", 1, MAX_TOP_K),
         default=DEFAULT_TOP_K,
         metavar="N",
         help=f"sections, 1 to {MAX_TOP_K} (default {DEFAULT_TOP_K})",
