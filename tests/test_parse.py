@@ -40,11 +40,15 @@ from tests.hostile import pdf_file
 def write_pdf(
     path: Path, pages: list[list[tuple[float, float, str, bool]]], title: str | None = None
 ) -> Path:
-    """A real, minimal PDF: one line of Helvetica (or Helvetica-Bold) per (size, y, text, bold) tuple."""
+    """A real, minimal PDF: one line of Helvetica (or Helvetica-Bold) per (size, y, text, bold) tuple.
+
+    The fonts have Adobe's standard encoding, where byte 0xAE is the "fi" ligature, with byte 0xAD
+    made the soft hyphen (a word processor's optional hyphen, drawn at a line end)."""
     objects: list[bytes] = [b"", b""]  # catalog and page tree, filled in once the pages exist
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding << /Differences [173 /sfthyphen] >> >>"
     fonts = {
-        False: _pdf_add(objects, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"),
-        True: _pdf_add(objects, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>"),
+        False: _pdf_add(objects, font % b"Helvetica"),
+        True: _pdf_add(objects, font % b"Helvetica-Bold"),
     }
     kids = []
     for lines in pages:
@@ -983,6 +987,33 @@ def test_pdf_headings_levels_pages_and_all_text(tmp_path: Path) -> None:
     assert [(element.kind, element.text, element.level, element.page) for element in parsed.elements] == (
         REPORT_ELEMENTS
     )
+
+
+def test_pdf_words_broken_across_lines_are_joined_as_the_document_spells_them(tmp_path: Path) -> None:
+    """A line-end hyphen goes where the document spells the joined word elsewhere (more often than
+    hyphenated), and stays otherwise, without the space: no word is made up. A soft hyphen always goes."""
+    lines = [
+        "Each example is short. A long exam-",  # "example" is spelled whole: the hyphen goes
+        "ple follows, with a well-",  # "wellknown" never is: a compound
+        "known word, a co-",  # "co-operate" is spelled hyphenated too, more often than whole
+        "operate that co-operate and cooperate also spell, a para-",  # neither "paragraph" spelling
+        "graph, and an op\xad",  # soft hyphen (byte 0xAD in these fonts)
+        "tional break.",
+    ]
+    pdf = write_pdf(tmp_path / "broken.pdf", [paragraph(700, *lines), paragraph(500, "Another co-operate.")])
+
+    text = " ".join(element.text for element in parse(pdf).elements)
+
+    assert "A long example follows, with a well-known word" in text
+    assert "a co-operate that co-operate and cooperate also spell, a para-graph, and an optional break." in text
+    assert "- " not in text and "\xad" not in text
+
+
+def test_pdf_ligature_glyphs_are_spelled_out(tmp_path: Path) -> None:
+    """A font's "fi" glyph maps to U+FB01, which no query's "fi" matches."""
+    pdf = write_pdf(tmp_path / "ligature.pdf", [paragraph(700, "The \xaele lists each \xaeeld.")])
+
+    assert [element.text for element in parse(pdf).elements] == ["The file lists each field."]
 
 
 def test_pdf_without_title_metadata_is_titled_by_its_top_heading(tmp_path: Path) -> None:

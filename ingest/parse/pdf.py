@@ -80,6 +80,7 @@ from unstructured.partition.text import element_from_text
 from unstructured.partition.text_type import is_possible_numbered_list
 from unstructured.partition.utils.config import env_config
 
+from ingest.parse import pdf_lines
 from ingest.parse.formats import Partition
 from ragkit.errors import ParseError
 
@@ -166,17 +167,19 @@ def _check_pdf_complete(path: Path, file: BinaryIO) -> None:
 
 def _pdf_boxes(document: PDFDocument, unmapped: Counter[int]) -> tuple[list[_PdfBox], int]:
     """Every text box on every page, in pdfminer's reading order, and the number of pages; `unmapped`
-    counts, by page, the characters left out for want of a Unicode mapping."""
+    counts, by page, the characters left out for want of a Unicode mapping. A box's lines are joined
+    once the whole document is read, since its other words tell a hyphenated word from a compound."""
     resources = CustomPDFResourceManager()  # unstructured's: resolves CID fonts' embedded CMaps
     device = _StableAggregator(resources, laparams=LAParams(all_texts=True))
     interpreter = PDFPageInterpreter(resources, device)
-    boxes: list[_PdfBox] = []
+    read: list[_PdfBox | _SetBox] = []
     page_count = 0
     for page_count, page in enumerate(PDFPage.create_pages(document), start=1):
         interpreter.process_page(page)
-        boxes.extend(_page_boxes(device.get_result(), page_count, unmapped))
-        boxes.extend(_annotation_boxes(page, page_count))
-    return boxes, page_count
+        read.extend(_page_boxes(device.get_result(), page_count, unmapped))
+        read.extend(_annotation_boxes(page, page_count))
+    words = pdf_lines.vocabulary(box.lines for box in read if isinstance(box, _SetBox))
+    return [box if isinstance(box, _PdfBox) else box.classified(words) for box in read], page_count
 
 
 def _annotation_boxes(page: PDFPage, page_number: int) -> Iterator[_PdfBox]:
@@ -337,7 +340,30 @@ class _StableAggregator(PDFPageAggregator):
         self.cur_item = _StableFigure(name, bbox, self.cur_item.matrix)
 
 
-def _page_boxes(layout: LTPage, page_number: int, unmapped: Counter[int]) -> Iterator[_PdfBox]:
+@dataclass(frozen=True)
+class _SetBox:
+    """A page's text box as set, its lines not yet joined."""
+
+    lines: list[str]
+    page: int
+    points: tuple[tuple[float, float], ...]
+    system: PixelSpace
+    size: float
+    bold: bool
+    chars: int
+    edge: float
+
+    def classified(self, words: Counter[str]) -> _PdfBox:
+        """The box as an element: its lines joined, classified as unstructured's fast path does
+        (bullets, numbered items, prose, title, and by position header (top 7 % of the page) or footer
+        (bottom 7 %))."""
+        text = clean_extra_whitespace(pdf_lines.joined(self.lines, words))
+        element = element_from_text(text, coordinates=self.points, coordinate_system=self.system)
+        element.metadata.page_number = self.page
+        return _PdfBox(element, self.page, self.size, self.bold, self.chars, self.edge)
+
+
+def _page_boxes(layout: LTPage, page_number: int, unmapped: Counter[int]) -> Iterator[_SetBox]:
     """The page's text boxes. A character whose font maps it to no Unicode text (a subset font
     without a ToUnicode map) is a glyph number that pdfminer writes as "(cid:42)"; indexed, it was
     a run of such numbers. It is left out and counted in `unmapped` instead."""
@@ -348,21 +374,18 @@ def _page_boxes(layout: LTPage, page_number: int, unmapped: Counter[int]) -> Ite
         if any(_UNMAPPED.fullmatch(char.get_text()) for char in chars):
             text, count = _UNMAPPED.subn("", text)
             unmapped[page_number] += count
-        text = clean_extra_whitespace(text)
-        if not text:
+        lines = [pdf_lines.spelled_out(line) for line in text.splitlines() if line.strip()]
+        if not lines:
             continue
         x1, y1, x2, y2 = box.x0, layout.height - box.y1, box.x1, layout.height - box.y0
         top = (y1 + y2) / 2 < layout.height / 2
-        points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
-        # Classified as unstructured's fast path does: bullets, numbered items, prose, title, and by
-        # position header (top 7 % of the page) or footer (bottom 7 %).
-        element = element_from_text(text, coordinates=points, coordinate_system=system)
-        element.metadata.page_number = page_number
         sizes = Counter(round(char.size * 2) / 2 for char in chars)
         bold = sum("bold" in char.fontname.lower() for char in chars)
-        yield _PdfBox(
-            element=element,
+        yield _SetBox(
+            lines=lines,
             page=page_number,
+            points=((x1, y1), (x1, y2), (x2, y2), (x2, y1)),
+            system=system,
             size=sizes.most_common(1)[0][0] if sizes else 0.0,
             bold=bool(chars) and bold >= _BOLD_SHARE * len(chars),
             chars=len(chars),
