@@ -1005,7 +1005,9 @@ def test_pdf_words_broken_across_lines_are_joined_as_the_document_spells_them(tm
     text = " ".join(element.text for element in parse(pdf).elements)
 
     assert "A long example follows, with a well-known word" in text
-    assert "a co-operate that co-operate and cooperate also spell, a para-graph, and an optional break." in text
+    assert (
+        "a co-operate that co-operate and cooperate also spell, a para-graph, and an optional break." in text
+    )
     assert "- " not in text and "\xad" not in text
 
 
