@@ -11,7 +11,7 @@ import pytest
 from ragkit.errors import InputError
 from ragkit.store import Bm25Settings, CollectionOptions, Point, Store, point_id
 from ragkit.store.bm25 import document_vector
-from ragkit.store.schema import RRF_K
+from ragkit.store.schema import RRF_K, Schema
 
 TEXTS = [
     "PostgreSQL vacuum reclaims storage occupied by dead tuples",
@@ -200,6 +200,38 @@ def test_bm25_is_english_by_default_and_configurable_per_collection(engine: str,
         store.ensure_collection("plain", dim=8, model="m")  # no settings given: nothing to check
         with pytest.raises(InputError, match="BM25 settings are fixed"):
             store.ensure_collection("plain", dim=8, model="m", options=CollectionOptions(bm25=Bm25Settings()))
+
+
+TYPESET = [
+    "The \ufb01le lists every \ufb01eld",  # a PDF's "fi" ligature
+    "\uff56\uff41\uff43\uff55\uff55\uff4d reclaims storage",  # full-width letters
+    "an opti\u00adonal break",  # a soft hyphen (HTML's &shy;)
+    "a cafe\u0301 menu",  # a combining accent
+    "no match for any query here",
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bm25_reads_ligatures_wide_letters_soft_hyphens_and_combining_accents_as_the_typed_word(
+    engine: str, tmp_path: Path
+):
+    raw = CollectionOptions(bm25=Bm25Settings(normalize=False))
+    with ENGINES[engine](tmp_path / "db") as store:
+        store.ensure_collection("docs", dim=8, model="m")
+        store.ensure_collection("raw", dim=8, model="m", options=raw)
+        for name in ("docs", "raw"):
+            store.upsert(name, points(TYPESET))
+        for query, text in zip(("file", "vacuum", "optional", "caf\u00e9"), TYPESET, strict=False):
+            assert texts_of(store.search("docs", None, mode="sparse", text=query)) == [text]
+            assert store.search("raw", None, mode="sparse", text=query) == []  # each its own term
+        # A query typed the other way round finds the plain words too.
+        assert store.search("docs", None, mode="sparse", text="\ufb01eld") != []
+
+
+def test_a_collection_recorded_before_bm25_normalized_text_keeps_reading_it_as_given():
+    recorded = {"ragkit_schema": 2, "model": "m", "dim": 8, "bm25": {"language": "english"}}
+    assert Schema.from_json(recorded, "an old schema.json").bm25 == Bm25Settings(normalize=False)
+    assert Schema.from_json(Schema(model="m", dim=8).to_json(), "a new one").bm25.normalize is True
 
 
 def test_declared_payload_indexes_exist_in_the_edge_shard_and_the_schema(tmp_path: Path):

@@ -119,7 +119,11 @@ DAMAGED_SCHEMAS = {
     "model a number": ({"model": 5}, "model 5 is not a model name"),
     "unknown index kind": ({"indexes": {"doc_id": "fulltext"}}, "indexes .* is not a mapping"),
     "unknown quantization": ({"quantize": "int4"}, "quantize 'int4' is not one of int8"),
-    "bm25 flag a string": ({"bm25": {"stemming": "no"}}, "stemming and stopwords must be true or false"),
+    "bm25 flag a string": (
+        {"bm25": {"stemming": "no"}},
+        "stemming, stopwords and normalize must be true or false",
+    ),
+    "bm25 normalize a string": ({"bm25": {"normalize": "yes"}}, "normalize must be true or false"),
     "bm25 k a string": ({"bm25": {"k": "1.2"}}, "k, b and avg_len must be finite numbers"),
 }
 

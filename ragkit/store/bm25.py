@@ -9,6 +9,8 @@ service. Documents get term-frequency weights; queries get 1.0 per term; the eng
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,6 +19,15 @@ import qdrant_edge as edge
 
 from ragkit.errors import InputError
 from ragkit.store.schema import Bm25Settings
+
+# Format characters that show nothing inside a word: soft hyphen, combining grapheme joiner, Arabic letter
+# mark, Mongolian vowel separator and free variation selectors, zero-width non-joiner and joiner,
+# directional marks, embeddings and isolates, word joiner and invisible operators, variation selectors,
+# byte-order mark. A zero-width space is not among them: it marks where a word ends.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u180b-\u180f\u200c-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+    "\ufe00-\ufe0f\ufeff\U000e0100-\U000e01ef]"
+)
 
 
 @dataclass(frozen=True)
@@ -39,12 +50,19 @@ def plain_vectors(named: dict[str, Any] | None) -> dict[str, Any]:
 
 def document_vector(settings: Bm25Settings, text: str) -> SparseVector:
     """The sparse vector of a text as it is stored: BM25 term-frequency weights."""
-    return SparseVector.of(_model(settings).embed_document(text))
+    return SparseVector.of(_model(settings).embed_document(_read(settings, text)))
 
 
 def query_vector(settings: Bm25Settings, text: str) -> SparseVector:
     """The sparse vector of a query: weight 1.0 per distinct term."""
-    return SparseVector.of(_model(settings).embed_query(text))
+    return SparseVector.of(_model(settings).embed_query(_read(settings, text)))
+
+
+def _read(settings: Bm25Settings, text: str) -> str:
+    """The text as BM25 reads it (see `Bm25Settings.normalize`); ASCII is its own NFKC form."""
+    if not settings.normalize or text.isascii():
+        return text
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
 
 
 def edge_config(settings: Bm25Settings) -> edge.Bm25Config:

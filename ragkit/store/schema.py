@@ -68,6 +68,12 @@ class Bm25Settings:
     not 256, yet the matched `avg_len=80` retrieved worse in hybrid mode on all three sets of
     bench/eval_datasets.py (nDCG@10 -0.012 / -0.003 / -0.007) while better in sparse mode alone
     (+0.017 / +0.021 / +0.022), so the default stays: hybrid is the default mode.
+
+    `normalize` has BM25 read text in Unicode's compatibility form (NFKC) without invisible format
+    characters (soft hyphens, zero-width joiners, bidirectional marks, byte-order marks), as search
+    engines' ICU folding does: Qdrant's tokenizer only lowercases, so "ﬁle" (a PDF's ligature), "ｆｉｌｅ",
+    "fi\u00adle" and "café" with a combining accent were each a term of their own that no typed query
+    matched. A collection recorded before this setting existed keeps reading text as given.
     """
 
     language: str = "english"
@@ -76,14 +82,15 @@ class Bm25Settings:
     k: float = 1.2
     b: float = 0.75
     avg_len: float = 256.0
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.language, str) or not self.language:
             raise InputError(
                 f"BM25 language must be a language name such as 'english', got {self.language!r}"
             )
-        if not all(isinstance(flag, bool) for flag in (self.stemming, self.stopwords)):
-            raise InputError(f"BM25 stemming and stopwords must be true or false, got {self}")
+        if not all(isinstance(flag, bool) for flag in (self.stemming, self.stopwords, self.normalize)):
+            raise InputError(f"BM25 stemming, stopwords and normalize must be true or false, got {self}")
         numbers = (self.k, self.b, self.avg_len)
         if any(
             isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n) for n in numbers
@@ -192,7 +199,8 @@ class Schema:
                 return cls(
                     model=raw["model"],
                     dim=raw["dim"],
-                    bm25=Bm25Settings(**raw.get("bm25", {})),
+                    # recorded before `normalize` existed: its BM25 read text as given
+                    bm25=Bm25Settings(**{"normalize": False, **raw.get("bm25", {})}),
                     indexes=dict(raw.get("indexes", BUILTIN_INDEXES)),
                     quantize=raw.get("quantize"),
                 )
