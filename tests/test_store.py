@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -266,6 +267,22 @@ def test_an_upsert_that_returned_is_on_disk_not_only_in_the_write_ahead_log(tmp_
         shutil.copytree(tmp_path / "db", tmp_path / "copy", ignore=shutil.ignore_patterns("wal", ".lock"))
     with Store.open(path=tmp_path / "copy") as copy:
         assert copy.count("docs") == 600
+
+
+def test_an_upsert_whose_points_fail_part_way_leaves_the_batches_it_wrote_on_disk(tmp_path: Path):
+    # The same power-loss copy, of an upsert whose generator raised after two whole batches: those are
+    # written (the caller deletes them if it needs all-or-nothing), so they must be on disk too.
+    def sections_then_a_failure() -> Iterator[Point]:
+        yield from (section(i) for i in range(600))
+        raise ValueError("the 601st section could not be embedded")
+
+    with Store.open(path=tmp_path / "db") as store:
+        store.ensure_collection("docs", dim=4, model="m")
+        with pytest.raises(ValueError, match="601st section"):
+            store.upsert("docs", sections_then_a_failure(), max_batch_points=256)
+        shutil.copytree(tmp_path / "db", tmp_path / "copy", ignore=shutil.ignore_patterns("wal", ".lock"))
+    with Store.open(path=tmp_path / "copy") as copy:
+        assert copy.count("docs") == 512
 
 
 def test_upsert_splits_batches_by_size_and_by_count(store: Store, caplog: pytest.LogCaptureFixture):

@@ -9,6 +9,7 @@ only runs checked requests. This is qdrant-client's own split of `QdrantClient` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -272,20 +273,30 @@ class Store:
         `points` is consumed lazily, one batch at a time, so a generator over a huge job is fine. Each batch
         is retried on transient errors, which is safe because point ids are deterministic. A failure part
         way leaves the earlier batches written: a caller that needs all-or-nothing deletes what it wrote.
-        The points are on disk when it returns: an embedded engine syncs once, after the last batch.
+        The points are on disk when it returns or raises: an embedded engine syncs once, after the last
+        batch, or after the last one written when `points` or a batch fails (that failure is what raises).
         """
         _check_name(name)
         if max_batch_bytes < 1 or max_batch_points < 1:
             raise InputError("max_batch_bytes and max_batch_points must be positive")
         schema = self._known_schema(name)
         written = 0
-        for batch in _batches(points, max_batch_bytes, max_batch_points, schema):
-            write = partial(self._engine.upsert, name, batch)
-            self._call(f"upsert {len(batch)} points into {name!r}", write, collection=name)
-            log.debug("upserted a batch of %d points into %r", len(batch), name)
-            written += len(batch)
+        sync = partial(
+            self._call, f"sync {name!r} to disk", partial(self._engine.sync, name), collection=name
+        )
+        try:
+            for batch in _batches(points, max_batch_bytes, max_batch_points, schema):
+                write = partial(self._engine.upsert, name, batch)
+                self._call(f"upsert {len(batch)} points into {name!r}", write, collection=name)
+                log.debug("upserted a batch of %d points into %r", len(batch), name)
+                written += len(batch)
+        except BaseException:
+            if written:
+                with contextlib.suppress(StoreError):
+                    sync()
+            raise
         if written:
-            self._call(f"sync {name!r} to disk", partial(self._engine.sync, name), collection=name)
+            sync()
         return written
 
     def delete_points(self, name: str, ids: Sequence[str]) -> None:
