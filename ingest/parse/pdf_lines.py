@@ -15,6 +15,7 @@ A PDF holds glyphs as they are set, so two artifacts of typesetting come out of 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -24,17 +25,8 @@ _WORD = re.compile(rf"{_LETTERS}(?:[-\u2010]{_LETTERS})*")
 _BROKEN_END = re.compile(rf"({_LETTERS})([-\u2010\u00ad])\s*\Z")
 _LEADING_LETTERS = re.compile(rf"\s*({_LETTERS})")
 _SOFT_HYPHEN = "\u00ad"
-_LIGATURES = str.maketrans(
-    {
-        "\ufb00": "ff",
-        "\ufb01": "fi",
-        "\ufb02": "fl",
-        "\ufb03": "ffi",
-        "\ufb04": "ffl",
-        "\ufb05": "st",
-        "\ufb06": "st",
-    }
-)
+# The Latin ligatures ("ﬀ" to "ﬆ"), spelled as Unicode's compatibility decomposition spells them.
+_LIGATURES = str.maketrans({chr(c): unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)})
 
 
 def spelled_out(line: str) -> str:
