@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import os
 import pickle
 import subprocess
@@ -611,27 +612,37 @@ def test_docx_keeps_text_in_content_controls_tracked_insertions_fields_and_text_
     ]
 
 
-def _with_notes_part(path: Path, kind: str, notes: str) -> None:
-    """Add word/{kind}s.xml (kind: footnote or endnote) holding `notes`, related as Word relates it."""
-    relationship = f"http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}s"
+_RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def _with_parts(path: Path, parts: list[tuple[str, str, str, bytes]]) -> None:
+    """Add parts (relationship id, relationship type, member under word/, content type, data) to the
+    package at `path`, each related from the document part and declared as Word relates and declares it."""
     with zipfile.ZipFile(path) as package:
         members = {name: package.read(name) for name in package.namelist()}
-    members[f"word/{kind}s.xml"] = f"<w:{kind}s {WORDML}>{notes}</w:{kind}s>".encode()
     rels = members["word/_rels/document.xml.rels"].decode()
-    members["word/_rels/document.xml.rels"] = rels.replace(
-        "</Relationships>",
-        f'<Relationship Id="rIdNotes{kind}" Type="{relationship}" Target="{kind}s.xml"/></Relationships>',
-    ).encode()
-    content_type = f"application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"
-    members["[Content_Types].xml"] = (
-        members["[Content_Types].xml"]
-        .decode()
-        .replace("</Types>", f'<Override PartName="/word/{kind}s.xml" ContentType="{content_type}"/></Types>')
-        .encode()
-    )
+    types = members["[Content_Types].xml"].decode()
+    for identifier, kind, name, content_type, data in parts:
+        members[f"word/{name}"] = data
+        rels = rels.replace(
+            "</Relationships>",
+            f'<Relationship Id="{identifier}" Type="{_RELATIONSHIPS}/{kind}" Target="{name}"/></Relationships>',
+        )
+        types = types.replace(
+            "</Types>", f'<Override PartName="/word/{name}" ContentType="{content_type}"/></Types>'
+        )
+    members["word/_rels/document.xml.rels"] = rels.encode()
+    members["[Content_Types].xml"] = types.encode()
     with zipfile.ZipFile(path, "w") as package:
         for name, data in members.items():
             package.writestr(name, data)
+
+
+def _with_notes_part(path: Path, kind: str, notes: str) -> None:
+    """Add word/{kind}s.xml (kind: footnote or endnote) holding `notes`, related as Word relates it."""
+    content_type = f"application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"
+    data = f"<w:{kind}s {WORDML}>{notes}</w:{kind}s>".encode()
+    _with_parts(path, [(f"rIdNotes{kind}", f"{kind}s", f"{kind}s.xml", content_type, data)])
 
 
 def test_docx_notes_follow_the_paragraph_that_cites_them(tmp_path: Path) -> None:
@@ -700,6 +711,134 @@ def test_docx_with_a_broken_notes_part_keeps_its_body_and_names_the_part(
         ParseError, match=r"broken\.docx: cannot parse DOCX: its part word/document\.xml is not"
     ):
         parse(broken)
+
+
+_WORD_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+
+
+def _alt_chunk(identifier: str) -> BaseOxmlElement:
+    return _wordml(f'<w:altChunk xmlns:r="{_RELATIONSHIPS}" r:id="{identifier}"></w:altChunk>')
+
+
+def _docx_bytes(document: docx.document.Document) -> bytes:
+    saved = io.BytesIO()
+    document.save(saved)
+    return saved.getvalue()
+
+
+def test_docx_reads_chunks_imported_in_other_formats_in_their_place(tmp_path: Path) -> None:
+    """Web editors and mail merges put HTML, plain text, a saved web page (MHT) or a whole .docx into a
+    document as w:altChunk, which Word converts where it stands and python-docx skips: each is read
+    as a file of its format is, headings and tables included, in its place."""
+    imported = docx.Document()
+    imported.add_heading("Maintenance", level=2)
+    imported.add_paragraph("Grease the bearings monthly.")
+    web_page = EmailMessage()
+    web_page["Subject"] = "Service"
+    web_page.set_content("<html><body><p>Call service at 555-0100.</p></body></html>", subtype="html")
+    web_page.make_related()
+    document = docx.Document()
+    document.add_heading("Pump manual", level=1)
+    document.add_paragraph("Read this first.")
+    for identifier in ("rIdHtml", "rIdText", "rIdDocx", "rIdMht"):
+        document.element.body.insert(len(document.element.body) - 1, _alt_chunk(identifier))  # sectPr last
+    document.add_paragraph("Signed off.")
+    path = tmp_path / "manual.docx"
+    document.save(path)
+    page = (
+        "<html><head><title>Installing</title></head><body><h2>Installation</h2><p>Bolt the pump to a "
+        "level base.</p><ul><li>Check the seals.</li></ul><table><tr><td>bolt</td><td>M12</td></tr>"
+        "</table></body></html>"
+    )
+    _with_parts(
+        path,
+        [
+            ("rIdHtml", "aFChunk", "afchunk1.htm", "text/html", page.encode()),
+            ("rIdText", "aFChunk", "afchunk2.txt", "text/plain", b"Keep this manual near the pump."),
+            ("rIdDocx", "aFChunk", "afchunk3.docx", _WORD_MAIN, _docx_bytes(imported)),
+            ("rIdMht", "aFChunk", "afchunk4.mht", "message/rfc822", web_page.as_bytes()),
+        ],
+    )
+
+    assert kinds(parse(path)) == [
+        (HEADING, "Pump manual", 1),
+        (TEXT, "Read this first.", None),
+        (HEADING, "Installation", 2),
+        (TEXT, "Bolt the pump to a level base.", None),
+        (LIST_ITEM, "Check the seals.", None),
+        (TABLE, "bolt | M12", None),
+        (TEXT, "Keep this manual near the pump.", None),
+        (HEADING, "Maintenance", 2),
+        (TEXT, "Grease the bearings monthly.", None),
+        (TEXT, "Call service at 555-0100.", None),
+        (TEXT, "Signed off.", None),
+    ]
+    assert parse(path).title == "Pump manual"  # a chunk's own <title> titles nothing
+
+
+def test_docx_chunk_in_a_table_cell_is_the_cells_text_and_unreadable_chunks_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cell holds words, not sections. A chunk that cannot be read leaves the rest of the document
+    read, as a broken notes part does, and the warning names the chunk and why."""
+    document = docx.Document()
+    document.add_paragraph("Parts list.")
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "seal"
+    table.cell(0, 1)._tc.append(_alt_chunk("rIdCell"))
+    for identifier in ("rIdRtf", "rIdMissing", "rIdBomb", "rIdLatin", "rIdHuge"):
+        document.element.body.insert(len(document.element.body) - 1, _alt_chunk(identifier))  # sectPr last
+    document.add_paragraph("Signed off.")
+    path = tmp_path / "parts.docx"
+    document.save(path)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as package:
+        package.writestr("word/document.xml", bytes(129 * 2**20))
+    _with_parts(
+        path,
+        [
+            ("rIdCell", "aFChunk", "afchunk1.htm", "text/html", b"<p>Viton, <b>60 &amp; 80 mm</b></p>"),
+            ("rIdRtf", "aFChunk", "afchunk2.rtf", "application/rtf", b"{\\rtf1 Old notes.}"),
+            ("rIdBomb", "aFChunk", "afchunk3.docx", _WORD_MAIN, bomb.getvalue()),
+            ("rIdLatin", "aFChunk", "afchunk4.txt", "text/plain", b"\x00\x01binary"),
+            ("rIdHuge", "aFChunk", "afchunk5.txt", "text/plain", b"word " * (13 * 2**20 + 1)),
+        ],
+    )
+
+    parsed = parse(path)
+
+    assert kinds(parsed) == [
+        (TEXT, "Parts list.", None),
+        (TABLE, "seal | Viton, 60 & 80 mm", None),
+        (TEXT, "Signed off.", None),
+    ]
+    assert "parts.docx/word/afchunk2.rtf: an imported chunk of type application/rtf" in caplog.text
+    assert "parts.docx: an imported chunk (w:altChunk r:id='rIdMissing') names no part" in caplog.text
+    assert "parts.docx/word/afchunk3.docx: an imported chunk that cannot be read" in caplog.text
+    assert "over the limit of 128.0 MiB for one part" in caplog.text
+    assert "parts.docx/word/afchunk4.txt: an imported chunk that cannot be read" in caplog.text
+    assert "afchunk5.txt: file is 65.0 MiB, over the limit of 64.0 MiB for text files" in caplog.text
+
+
+def test_docx_imported_into_docx_is_read_three_levels_deep(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A package can hold itself, so nesting has a limit; the level past it is named, not followed."""
+    data = b""
+    for level in range(4, -1, -1):
+        document = docx.Document()
+        document.add_paragraph(f"Level {level}.")
+        if data:
+            document.element.body.insert(len(document.element.body) - 1, _alt_chunk("rIdNested"))
+        path = tmp_path / f"level{level}.docx"
+        document.save(path)
+        if data:
+            _with_parts(path, [("rIdNested", "aFChunk", "nested.docx", _WORD_MAIN, data)])
+        data = path.read_bytes()
+
+    assert all_text(parse(tmp_path / "level0.docx")) == "Level 0. Level 1. Level 2. Level 3."
+    nested = "level0.docx/word/nested.docx/word/nested.docx/word/nested.docx/word/nested.docx"
+    assert f"{nested}: a .docx imported 4 levels deep, past the limit of 3; left out" in caplog.text
 
 
 def test_docx_without_title_property_is_titled_by_its_first_top_level_heading(tmp_path: Path) -> None:

@@ -32,7 +32,6 @@ from ingest.document import CODE, HEADING, LIST_ITEM, TABLE, TEXT, Element, Pars
 from ingest.parse.formats import (
     Partition,
     read_delimited,
-    read_docx,
     read_email,
     read_html,
     read_markdown,
@@ -42,6 +41,7 @@ from ingest.parse.formats import (
 from ingest.parse.limits import broken_pdf_xref, check_pdf_streams, check_text_file, check_zip_package
 from ingest.parse.nlp import nlp_backend  # importing it installs the offline NLP into unstructured
 from ingest.parse.pdf import read_pdf
+from ingest.parse.word import read_docx
 from ragkit.errors import ParseError
 
 __all__ = ["SUPPORTED_SUFFIXES", "UnsupportedFormatError", "nlp_backend", "parse"]

@@ -23,13 +23,12 @@ from pptx.presentation import Presentation
 from unstructured.documents.elements import Element as UElement
 from unstructured.documents.elements import ElementMetadata, NarrativeText, Table, Text, Title
 from unstructured.file_utils.model import FileType
-from unstructured.partition.docx import partition_docx
 from unstructured.partition.html import partition_html
 from unstructured.partition.pptx import PptxPartitionerOptions
 from unstructured.partition.text import partition_text
 from unstructured.partition.utils.constants import PartitionStrategy
 
-from ingest.parse import nesting, slides, wordml
+from ingest.parse import nesting, slides
 from ingest.parse.decode import check_is_text, decode, html_charset, refuse_nul_bytes
 from ingest.parse.limits import MAX_TEXT_FILE_BYTES
 from ragkit.errors import ParseError
@@ -147,10 +146,12 @@ _UNSHOWN_INPUT_VALUES = frozenset(
 
 def read_html(path: Path) -> Partition:
     data = path.read_bytes()
-    text = decode(path, data, html_charset(data))
-    if not text.strip():
-        return Partition([])
-    if (readable := _readable_html(path, text)) is None:
+    return html_text(path, decode(path, data, html_charset(data)))
+
+
+def html_text(path: Path, text: str) -> Partition:
+    """HTML already decoded, read as an .html file is; `path` names it in messages."""
+    if not text.strip() or (readable := _readable_html(path, text)) is None:
         return Partition([])
     return Partition(partition_html(text=readable, languages=NO_LANGUAGE_DETECTION), _html_title(readable))
 
@@ -285,18 +286,6 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
-def read_docx(path: Path) -> Partition:
-    """Word, with the text python-docx does not see moved where it does (see ingest.parse.wordml)."""
-    rewritten = wordml.readable_docx(path)
-    elements = partition_docx(
-        filename=str(path) if rewritten is None else None,
-        file=rewritten,
-        include_page_breaks=False,
-        languages=NO_LANGUAGE_DETECTION,
-    )
-    return Partition(elements, _ooxml_title(path))
-
-
 def read_pptx(path: Path) -> Partition:
     """Slides: the title shape gives the headings, body text stays text; the words of charts and
     diagrams, then the speaker notes, end each slide.
@@ -328,7 +317,7 @@ def read_pptx(path: Path) -> Partition:
 def _deck_title(path: Path, elements: list[UElement]) -> str:
     """dc:title, else the first slide title, else the file name: never a "Slide N" that stands in for a
     missing slide title, which would lead every breadcrumb of a deck whose first slide has none."""
-    core = _ooxml_title(path)
+    core = ooxml_title(path)
     if core and core.strip():
         return core
     return next((element.text for element in elements if isinstance(element, Title)), path.stem)
@@ -357,7 +346,7 @@ def _with_slide_extras(path: Path, presentation: Presentation, elements: list[UE
 _CORE_TITLE = "{http://purl.org/dc/elements/1.1/}title"
 
 
-def _ooxml_title(path: Path) -> str | None:
+def ooxml_title(path: Path) -> str | None:
     """dc:title from an Office file's core properties (docProps/core.xml), if it has one."""
     with zipfile.ZipFile(path) as package:
         try:
@@ -391,8 +380,19 @@ def read_email(path: Path) -> Partition:
     ]
     if attachments:
         logger.warning("%s: attachments not indexed: %s", path, ", ".join(attachments))
+    return Partition(_text_parts(path, shown), message["subject"])
+
+
+def message_text(path: Path, message: EmailMessage) -> list[UElement]:
+    """The elements of every part of `message` that a mail client shows inline; `path` names it in
+    messages. A web page saved as one file (MHT) is such a message too."""
+    return _text_parts(path, _inline_text_parts(message))
+
+
+def _text_parts(path: Path, parts: list[EmailMessage]) -> list[UElement]:
+    """The elements of text/plain and text/html MIME parts, in order."""
     elements: list[UElement] = []
-    for part in shown:
+    for part in parts:
         content = part.get_content()
         if not content.strip():
             continue
@@ -400,7 +400,7 @@ def read_email(path: Path) -> Partition:
             elements += partition_text(text=content, languages=NO_LANGUAGE_DETECTION)
         elif (readable := _readable_html(path, content)) is not None:
             elements += partition_html(text=readable, languages=NO_LANGUAGE_DETECTION)
-    return Partition(elements, message["subject"])
+    return elements
 
 
 def _inline_text_parts(part: EmailMessage) -> list[EmailMessage]:

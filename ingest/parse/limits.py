@@ -13,6 +13,7 @@ Every refusal is a ParseError that names the file, the part, the size found and 
 
 from __future__ import annotations
 
+import io
 import mmap
 import re
 import zipfile
@@ -43,16 +44,21 @@ _PDF_LOOKBACK = 4096
 
 
 def check_text_file(path: Path) -> None:
-    size = path.stat().st_size
+    check_text_size(path, path.stat().st_size)
+
+
+def check_text_size(path: Path, size: int) -> None:
+    """Refuse text of `size` bytes past the cap: a file at `path`, or a part of a package named so."""
     if size > MAX_TEXT_FILE_BYTES:
         raise ParseError(
             f"{path}: file is {_mib(size)}, over the limit of {_mib(MAX_TEXT_FILE_BYTES)} for text files"
         )
 
 
-def check_zip_package(path: Path) -> None:
-    """Refuse an Office package whose parts would inflate past the caps (declared or actual size)."""
-    with zipfile.ZipFile(path) as package:
+def check_zip_package(path: Path, data: bytes | None = None) -> None:
+    """Refuse an Office package whose parts would inflate past the caps (declared or actual size);
+    `data` is the package where it is not the file at `path` (one imported into another)."""
+    with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as package:
         members = package.infolist()
         for member in members:
             if member.file_size > MAX_PACKAGE_MEMBER_BYTES:

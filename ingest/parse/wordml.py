@@ -11,23 +11,31 @@ that Word shows but that sits one element deeper was dropped without a word:
 * smart tags, custom XML markup, simple fields (a title or a date field's shown result) and
   bidirectional-text wrappers (`w:smartTag`, `w:customXml`, `w:fldSimple`, `w:dir`, `w:bdo`);
 * text boxes (`w:txbxContent`), whose paragraphs hang inside a drawing in a run;
-* footnotes and endnotes, which live in parts of their own that nothing reads.
+* footnotes and endnotes, which live in parts of their own that nothing reads;
+* alternative format chunks (`w:altChunk`): a part in another format (HTML, plain text, MHT, another
+  .docx) that Word imports where the element stands, as web editors and mail merges write them.
 
 The wrappers are unwrapped in place, their properties dropped; a text box's paragraphs follow the
 paragraph that anchors it, as a reader meets them. Word keeps an old-style copy of each text box
 for other readers (`mc:Fallback`); only the current one is read. A note's paragraphs follow the
 paragraph that first cites it, so that its words land in the section they annotate (at the end of
 the document an endnote would be filed under the last heading); their links lose their targets,
-which belong to the notes' part. Documents without any of these are passed on untouched.
+which belong to the notes' part. A chunk is not WordprocessingML, so it cannot be moved in: its
+element becomes a paragraph whose text is the chunk's marker, and the chunk's part goes to the
+caller (ingest.parse.formats), which partitions it in its own format and puts its elements where
+the marker's paragraph (or the table cell holding it) is. Documents without any of these are passed
+on untouched.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import logging
 import posixpath
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
@@ -47,6 +55,11 @@ _NOTES = {  # relationship type of the part -> its notes' tag, the tag that cite
 }
 _NOTE_ID = f"{{{_W}}}id"
 _NOTE_TYPE = f"{{{_W}}}type"  # set on the separator lines Word keeps as notes; real notes have none
+_ALT_CHUNK_RELATIONSHIP = f"{_RELATIONSHIP}/aFChunk"
+_ALT_CHUNK = f"{{{_W}}}altChunk"
+_RELATIONSHIP_ID = f"{{{_RELATIONSHIP}}}id"
+_CONTENT_TYPES = "[Content_Types].xml"
+_CONTENT_TYPES_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
 _PARSER = etree.XMLParser(resolve_entities=False)
 _WRAPPERS = tuple(
     f"{{{_W}}}{name}"
@@ -62,31 +75,57 @@ _TEXT_BOX = f"{{{_W}}}txbxContent"
 _FALLBACK = f"{{{_MC}}}Fallback"
 
 
-def readable_docx(path: Path) -> io.BytesIO | None:
-    """A copy of the package in memory whose main part holds its text where python-docx reads it, or
-    None where it holds it there already. The size caps of ingest.parse.limits were checked before."""
-    with zipfile.ZipFile(path) as package:
+@dataclass(frozen=True)
+class AltChunk:
+    """A part in another format that Word imports where the body's w:altChunk stands."""
+
+    marker: str  # the whole text of the paragraph that stands in for it in the rewritten body
+    part: str  # its member of the package
+    content_type: str  # as [Content_Types].xml declares it, lower case, without parameters; "" if none
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReadableDocx:
+    package: io.BytesIO | None  # None: the package reads whole as it is
+    chunks: list[AltChunk]
+
+
+def readable_docx(path: Path, data: bytes | None = None) -> ReadableDocx:
+    """The package rewritten in memory so that its main part holds its text where python-docx reads
+    it (None where it does so already), and the chunks that stand in it as markers. `data` is the
+    package where it is not the file at `path` (a .docx imported into another, `path` naming it in
+    messages). The size caps of ingest.parse.limits were checked before."""
+    with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as package:
         name = _main_part(package)
         if name is None:
-            return None  # python-docx says what is wrong with the package
+            return ReadableDocx(None, [])  # python-docx says what is wrong with the package
+        source = package.read(name)
         try:
-            root = etree.fromstring(package.read(name), _PARSER)
+            root = etree.fromstring(source, _PARSER)
         except etree.XMLSyntaxError as exc:
             raise ParseError(
                 f"{path}: cannot parse DOCX: its part {name} is not well-formed XML: {exc}"
             ) from exc
+        related = _related_parts(package, name)
+        # The markers hold a digest of the part they stand in, so that no text of it can be one.
+        chunks = _stand_in_for_chunks(path, package, root, related, hashlib.sha256(source).hexdigest()[:16])
         unwrapped = _unwrap(root)
-        noted = _insert_notes(root, _notes(path, package, name))
-        if not (unwrapped or noted):
-            return None
-        main = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        noted = _insert_notes(root, _notes(path, package, related))
+        imports = any(kind == _ALT_CHUNK_RELATIONSHIP for kind, _ in related.values())
+        if not (unwrapped or noted or imports):
+            return ReadableDocx(None, [])
+        rewritten = {name: etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)}
+        if imports:
+            relationships = _relationships_part(name)
+            rewritten[relationships] = _without_chunk_relationships(package.read(relationships))
         readable = io.BytesIO()
-        with zipfile.ZipFile(readable, "w", zipfile.ZIP_STORED) as rewritten:
+        with zipfile.ZipFile(readable, "w", zipfile.ZIP_STORED) as package_copy:
             for member in package.infolist():  # stored: read once, at once, no use squeezing it
-                data = main if member.filename == name else package.read(member)
-                rewritten.writestr(zipfile.ZipInfo(member.filename, member.date_time), data)
+                content = rewritten.get(member.filename) or package.read(member)
+                package_copy.writestr(zipfile.ZipInfo(member.filename, member.date_time), content)
     readable.seek(0)
-    return readable
+    return ReadableDocx(readable, chunks)
 
 
 def _main_part(package: zipfile.ZipFile) -> str | None:
@@ -103,27 +142,102 @@ def _main_part(package: zipfile.ZipFile) -> str | None:
     return None
 
 
-def _notes(path: Path, package: zipfile.ZipFile, main: str) -> dict[str, dict[str, etree._Element]]:
-    """The document's footnotes and endnotes by the tag that cites them and their id, each unwrapped;
-    none where the part is missing or its relationships do not name it. A notes part that is not
-    well-formed XML is left out with a warning: nothing else reads it, and the body is still good."""
-    folder, file = posixpath.split(main)
+def _related_parts(package: zipfile.ZipFile, main: str) -> dict[str, tuple[str, str]]:
+    """The main part's relationships to parts inside the package: id -> (type, member name). None
+    where its relationships part is missing or broken: python-docx reads the same one, and says so."""
     try:
-        relationships = etree.fromstring(
-            package.read(posixpath.join(folder, "_rels", f"{file}.rels")), _PARSER
-        )
+        relationships = etree.fromstring(package.read(_relationships_part(main)), _PARSER)
     except (KeyError, etree.XMLSyntaxError):
-        return {}  # python-docx reads the same relationships, and says what is wrong with them
-    notes: dict[str, dict[str, etree._Element]] = {}
+        return {}
+    folder = posixpath.dirname(main)
+    related = {}
     for relationship in relationships:
-        kind, target = _NOTES.get(relationship.get("Type", "")), relationship.get("Target")
-        if kind is None or not target or relationship.get("TargetMode") == "External":
+        target = relationship.get("Target")
+        if not target or relationship.get("TargetMode") == "External":
             continue
-        part = (
+        related[relationship.get("Id", "")] = (
+            relationship.get("Type", ""),
             target.lstrip("/")
             if target.startswith("/")
-            else posixpath.normpath(posixpath.join(folder, target))
+            else posixpath.normpath(posixpath.join(folder, target)),
         )
+    return related
+
+
+def _relationships_part(part: str) -> str:
+    folder, file = posixpath.split(part)
+    return posixpath.join(folder, "_rels", f"{file}.rels")
+
+
+def _without_chunk_relationships(data: bytes) -> bytes:
+    """The main part's relationships less those to chunks, which python-docx would load as parts of
+    the type they declare: a .docx chunk declares the document part's own, and python-docx failed the
+    whole document on it as XML that is not well-formed."""
+    relationships = etree.fromstring(data, _PARSER)
+    for relationship in [r for r in relationships if r.get("Type") == _ALT_CHUNK_RELATIONSHIP]:
+        relationships.remove(relationship)
+    return etree.tostring(relationships, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _stand_in_for_chunks(
+    path: Path,
+    package: zipfile.ZipFile,
+    root: etree._Element,
+    related: dict[str, tuple[str, str]],
+    nonce: str,
+) -> list[AltChunk]:
+    """Replace each w:altChunk by a paragraph of its marker; the chunks so replaced. One whose
+    relationship names no part of the package holds nothing to read, and is named in a warning."""
+    chunks: list[AltChunk] = []
+    content_types: dict[str, str] | None = None
+    for element in list(root.iter(_ALT_CHUNK)):
+        kind, part = related.get(identifier := element.get(_RELATIONSHIP_ID, ""), ("", ""))
+        if kind != _ALT_CHUNK_RELATIONSHIP or part not in package.namelist():
+            logger.warning(
+                "%s: an imported chunk (w:altChunk r:id=%r) names no part of the package; left out",
+                path,
+                identifier,
+            )
+            element.getparent().remove(element)
+            continue
+        if content_types is None:
+            content_types = _content_types(package)
+        marker = f"ragkit-alt-chunk-{nonce}-{len(chunks)}"
+        paragraph = etree.Element(_PARAGRAPH)
+        etree.SubElement(etree.SubElement(paragraph, f"{{{_W}}}r"), f"{{{_W}}}t").text = marker
+        element.getparent().replace(element, paragraph)
+        extension = posixpath.splitext(part)[1].lstrip(".")
+        declared = content_types.get(part.lower()) or content_types.get(f"*.{extension.lower()}", "")
+        chunks.append(AltChunk(marker, part, declared.split(";")[0].strip().lower(), package.read(part)))
+    return chunks
+
+
+def _content_types(package: zipfile.ZipFile) -> dict[str, str]:
+    """[Content_Types].xml as member name (lower case, as part names compare) or `*.extension` ->
+    content type; empty where it is missing or broken."""
+    try:
+        types = etree.fromstring(package.read(_CONTENT_TYPES), _PARSER)
+    except (KeyError, etree.XMLSyntaxError):
+        return {}
+    found = {
+        f"*.{default.get('Extension', '').lower()}": default.get("ContentType", "")
+        for default in types.iter(f"{{{_CONTENT_TYPES_NS}}}Default")
+    }
+    for override in types.iter(f"{{{_CONTENT_TYPES_NS}}}Override"):
+        found[override.get("PartName", "").lstrip("/").lower()] = override.get("ContentType", "")
+    return found
+
+
+def _notes(
+    path: Path, package: zipfile.ZipFile, related: dict[str, tuple[str, str]]
+) -> dict[str, dict[str, etree._Element]]:
+    """The document's footnotes and endnotes by the tag that cites them and their id, each unwrapped;
+    none where no relationship names a notes part. A notes part that is not well-formed XML is left
+    out with a warning: nothing else reads it, and the body is still good."""
+    notes: dict[str, dict[str, etree._Element]] = {}
+    for kind, part in related.values():
+        if kind not in _NOTES:
+            continue
         try:
             part_root = etree.fromstring(package.read(part), _PARSER)
         except KeyError:
@@ -134,7 +248,11 @@ def _notes(path: Path, package: zipfile.ZipFile, main: str) -> dict[str, dict[st
             )
             continue
         _unwrap(part_root)
-        note_tag, cite_tag = kind
+        if next(part_root.iter(_ALT_CHUNK), None) is not None:
+            logger.warning(
+                "%s: its notes part %s imports chunks of other formats; they are left out", path, part
+            )
+        note_tag, cite_tag = _NOTES[kind]
         notes[cite_tag] = {
             note.get(_NOTE_ID, ""): note for note in part_root.iter(note_tag) if note.get(_NOTE_TYPE) is None
         }
