@@ -7,6 +7,7 @@ two searches; writes wait for them. A crash at any step leaves a folder that ope
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -353,6 +354,32 @@ def test_the_child_that_builds_an_index_ends_with_the_process_that_started_it(tm
     with Store.open(path=tmp_path) as store:  # the unfinished copy is cleared, the shard untouched
         assert store.count("docs") == POINTS
     assert not (collection / rebuild.NEXT).exists()
+
+
+def test_the_child_that_builds_an_index_runs_the_ragkit_of_the_process_that_started_it(tmp_path: Path):
+    # A process running ragkit from a source tree, with another ragkit found first on the path its
+    # children start with, builds the index with its own: the other one here cannot be imported.
+    other = tmp_path / "other" / "ragkit"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the other ragkit')\n")
+    source_tree = Path(__file__).resolve().parents[1]
+    build = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import numpy as np; from ragkit.store import Store, Point, point_id;"
+        "store = Store.open(path=sys.argv[2]); store.ensure_collection('docs', dim=8, model='m');"
+        "store.upsert('docs', [Point(point_id('d', i, 'x'), np.arange(8, dtype=np.float32) + i, {'text': 'x'}) for i in range(5)]);"
+        "store.build_index('docs'); print(store.unindexed('docs')); store.close()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(other.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", build, str(source_tree), str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0"]
 
 
 def ended(process: psutil.Process) -> bool:

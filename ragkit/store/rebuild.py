@@ -77,12 +77,16 @@ def index_copy(path: Path, indexes: Mapping[str, str]) -> bool:
 
 
 def _in_child(path: Path, task: dict[str, Any]) -> bool:
-    """Run `task` (see `main`) on the shard copy at `path` in a child process; True when it changed it."""
+    """Run `task` (see `main`) on the shard copy at `path` in a child process; True when it changed it.
+
+    The child searches its parent's `sys.path`, so it imports the ragkit that is running: one run from a
+    source tree, or beside another installed ragkit, would otherwise find none or the other one."""
     done = subprocess.run(
         [sys.executable, "-m", "ragkit.store.rebuild", str(path), str(os.getpid()), json.dumps(task)],
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
