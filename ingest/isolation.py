@@ -17,12 +17,10 @@ one upload per job); the others end with their job.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ragkit.errors import InputError, ParseError, RagkitError
+from ragkit.python_child import python_command
 
 if TYPE_CHECKING:  # the parsers themselves load only in the children
     from ingest.prepare import Job, Prepared
@@ -47,10 +46,6 @@ _START_TIMEOUT_S = 300.0  # importing the parsers; only a broken installation ta
 _KEEP_IDLE = 1
 _POLL_S = 0.5
 _MAX_FAILED_STARTS = 3  # in a row: a broken installation, not a passing accident
-_BOOT = (
-    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-    "from ingest.worker import serve; serve(int(sys.argv[2]), json.loads(sys.argv[3]))"
-)
 
 
 def prepare_isolated(
@@ -103,14 +98,11 @@ class _Child:
     def __init__(self) -> None:
         ours, theirs = Pipe()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _BOOT,
-                json.dumps(sys.path),
+            python_command(
+                "from ingest.worker import serve; serve(int(sys.argv[1]), json.loads(sys.argv[2]))",
                 str(theirs.fileno()),
                 str(PARSE_MEMORY_LIMIT),
-            ],
+            ),
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # parsers that print would garble the caller's output

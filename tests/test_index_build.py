@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -100,11 +101,11 @@ def languages(vectors: np.ndarray, doc: str = "d") -> list[Point]:
 
 
 def rebuilding_children() -> list[psutil.Process]:
-    """This process's children that are changing a shard copy (`python -m ragkit.store.rebuild`)."""
+    """This process's children that are changing a shard copy (running `ragkit.store.rebuild.main`)."""
     found = []
     for child in psutil.Process().children():
         try:
-            if "ragkit.store.rebuild" in child.cmdline():
+            if "ragkit.store.rebuild" in " ".join(child.cmdline()):
                 found.append(child)
         except psutil.NoSuchProcess:  # it ended meanwhile
             continue
@@ -363,11 +364,20 @@ def test_the_child_that_builds_an_index_runs_the_ragkit_of_the_process_that_star
     other.mkdir(parents=True)
     (other / "__init__.py").write_text("raise ImportError('the other ragkit')\n")
     source_tree = Path(__file__).resolve().parents[1]
-    build = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import numpy as np; from ragkit.store import Store, Point, point_id;"
-        "store = Store.open(path=sys.argv[2]); store.ensure_collection('docs', dim=8, model='m');"
-        "store.upsert('docs', [Point(point_id('d', i, 'x'), np.arange(8, dtype=np.float32) + i, {'text': 'x'}) for i in range(5)]);"
-        "store.build_index('docs'); print(store.unindexed('docs')); store.close()"
+    build = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import numpy as np
+        from ragkit.store import Point, Store, point_id
+
+        with Store.open(path=sys.argv[2]) as store:
+            store.ensure_collection("docs", dim=8, model="m")
+            vectors = np.arange(40, dtype=np.float32).reshape(5, 8)
+            store.upsert("docs", [Point(point_id("d", i, "x"), v, {"text": "x"}) for i, v in enumerate(vectors)])
+            store.build_index("docs")
+            print(store.unindexed("docs"))
+        """
     )
     env = {**os.environ, "PYTHONPATH": str(other.parent)}
     done = subprocess.run(

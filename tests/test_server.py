@@ -362,7 +362,7 @@ def test_a_delete_that_waits_for_an_index_build_holds_up_no_search(tmp_path: Pat
         build = threading.Thread(target=call, args=("build", "POST", "/v1/index"))
         build.start()
         deadline = time.monotonic() + 60
-        while not any("ragkit.store.rebuild" in c.cmdline() for c in psutil.Process().children()):
+        while not any("ragkit.store.rebuild" in " ".join(c.cmdline()) for c in psutil.Process().children()):
             assert time.monotonic() < deadline and build.is_alive(), "the build's child did not start"
             time.sleep(0.01)
         delete = threading.Thread(target=call, args=("delete", "DELETE", "/v1/documents/b0"))

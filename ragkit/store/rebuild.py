@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ragkit.python_child import python_command
+
 SHARD = "shard"
 NEXT = "shard.next"
 OLD = "shard.old"
@@ -77,16 +79,17 @@ def index_copy(path: Path, indexes: Mapping[str, str]) -> bool:
 
 
 def _in_child(path: Path, task: dict[str, Any]) -> bool:
-    """Run `task` (see `main`) on the shard copy at `path` in a child process; True when it changed it.
-
-    The child searches its parent's `sys.path`, so it imports the ragkit that is running: one run from a
-    source tree, or beside another installed ragkit, would otherwise find none or the other one."""
+    """Run `task` (see `main`) on the shard copy at `path` in a child process; True when it changed it."""
     done = subprocess.run(
-        [sys.executable, "-m", "ragkit.store.rebuild", str(path), str(os.getpid()), json.dumps(task)],
+        python_command(
+            "from ragkit.store.rebuild import main; sys.exit(main(sys.argv[1:]))",
+            str(path),
+            str(os.getpid()),
+            json.dumps(task),
+        ),
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
@@ -150,7 +153,3 @@ def main(argv: list[str]) -> int:
         shard.close()
     print(json.dumps({"changed": bool(changed)}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
