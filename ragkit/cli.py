@@ -43,16 +43,27 @@ def _store_flags(parser: argparse.ArgumentParser, *, own_collection: bool = Fals
         url = "Qdrant server URL (RAGKIT_QDRANT_URL)"
         model = f"RAGKIT_MODEL; default: an existing collection's own model, else {DEFAULT_MODEL}"
     parser.add_argument("--collection", metavar="NAME", help=collection)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--store", metavar="DIR", help=store)
-    where.add_argument("--url", metavar="URL", help=url)
-    parser.add_argument("--api-key", metavar="KEY", help="Qdrant server API key (RAGKIT_QDRANT_API_KEY)")
+    location_flags(parser, store=store, url=url)
     parser.add_argument(
         "--model", metavar="MODEL", help=f"encoder: hub id, directory or alias {', '.join(ALIASES)} ({model})"
     )
     parser.add_argument(
         "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N, mps (RAGKIT_DEVICE, default auto)"
     )
+
+
+def location_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    store: str = "embedded Qdrant folder (RAGKIT_STORE, default ./ragkit-store)",
+    url: str = "Qdrant server URL (RAGKIT_QDRANT_URL)",
+) -> None:
+    """Which store: --store or --url, and --api-key for a server; for commands that read a store but
+    no single collection (`ragkit store list`)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="DIR", help=store)
+    where.add_argument("--url", metavar="URL", help=url)
+    parser.add_argument("--api-key", metavar="KEY", help="Qdrant server API key (RAGKIT_QDRANT_API_KEY)")
 
 
 def collection_flags(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +189,23 @@ def open_kit(args: argparse.Namespace):
         model=args.model,
         device=args.device,
     )
+
+
+def existing_store(args: argparse.Namespace):
+    """The `StoreAddress` that `location_flags` name, whose folder must exist: a command that only reads
+    or maintains a store would otherwise create an empty folder at a mistyped --store and report it empty,
+    or report its collection missing."""
+    from ragkit.kit import store_address
+
+    check_api_key(args)
+    address = store_address(store=args.store, url=args.url, api_key=args.api_key)
+    if address.path is not None and not address.path.expanduser().is_dir():
+        folder = address.path.expanduser().resolve()
+        cause = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise InputError(
+            f"store folder {address.path}: {folder} {cause}; name an existing store with --store"
+        )
+    return address
 
 
 def build_parser() -> argparse.ArgumentParser:

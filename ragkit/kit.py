@@ -235,6 +235,24 @@ def _check_fusion(options: dict[str, Any]) -> None:
         )
 
 
+def store_address(
+    *, store: str | Path | None = None, url: str | None = None, api_key: str | None = None
+) -> StoreAddress:
+    """The store that `open` would open, resolved as it resolves it, for callers that need the store but
+    no collection (listing them): unset arguments come from the environment, and with neither a store nor
+    a URL anywhere it is the embedded store in ./ragkit-store."""
+    settings = Settings.from_env()
+    url = url or (None if store else settings.url)
+    if api_key and not url:  # as the CLI refuses --api-key: a key given for no server is a mistake
+        raise InputError(
+            "api_key is given but there is no Qdrant server to send it to: pass url= (or set "
+            "RAGKIT_QDRANT_URL) for a server; an embedded store folder takes no key"
+        )
+    if url:
+        return StoreAddress(url=url, api_key=api_key or settings.api_key)
+    return StoreAddress(path=Path(store or settings.store or DEFAULT_STORE))
+
+
 def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads like `io.open`
     collection: str | None = None,
     *,
@@ -252,16 +270,7 @@ def open(  # shadows the builtin on purpose: `ragkit.open(collection)` reads lik
     share one model between collections or to choose its dtype.
     """
     settings = Settings.from_env()
-    url = url or (None if store else settings.url)
-    if api_key and not url:  # as the CLI refuses --api-key: a key given for no server is a mistake
-        raise InputError(
-            "api_key is given but there is no Qdrant server to send it to: pass url= (or set "
-            "RAGKIT_QDRANT_URL) for a server; an embedded store folder takes no key"
-        )
-    if url:
-        address = StoreAddress(url=url, api_key=api_key or settings.api_key)
-    else:
-        address = StoreAddress(path=Path(store or settings.store or DEFAULT_STORE))
+    address = store_address(store=store, url=url, api_key=api_key)
     return Kit(
         collection or settings.collection,
         address.open(),

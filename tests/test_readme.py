@@ -205,7 +205,9 @@ def documented_flags() -> dict[tuple[str, str], str]:
     """(command, flag) -> the default cell of README's "Command line" table."""
     documented: dict[tuple[str, str], str] = {}
     for flags_cell, commands_cell, default in table_rows(section("Command line")):
-        commands = re.findall(r"store index|store convert|ingest|search|query|eval|serve", commands_cell)
+        commands = re.findall(
+            r"store index|store convert|store list|ingest|search|query|eval|serve", commands_cell
+        )
         assert commands, f"no command in the row of {flags_cell}"
         for flag in re.findall(r"`(--[a-z0-9-]+)", flags_cell):
             for command in commands:

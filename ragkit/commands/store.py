@@ -2,21 +2,24 @@
 
 ragkit store convert DIR                       a folder of an earlier ragkit -> the Qdrant Edge layout
 ragkit store index --store DIR --collection C  build the vector index of points written meanwhile
+ragkit store list [--store DIR | --url URL]    every collection: points, model, BM25, indexes, quantization
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ragkit.cli import open_kit
-from ragkit.errors import InputError
+from ragkit.cli import existing_store, location_flags, open_kit
+from ragkit.errors import InputError, StoreError
+from ragkit.store import Store
 
 
 def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
-    store = commands.add_parser("store", help="convert or index an embedded store folder")
+    store = commands.add_parser("store", help="convert, index or list the collections of a store")
     verbs = store.add_subparsers(dest="verb", required=True)
     convert = verbs.add_parser(
         "convert",
@@ -32,6 +35,13 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     )
     store_flags(index)
     index.set_defaults(run=_index)
+    listing = verbs.add_parser(
+        "list",
+        help="list a store's collections: points, unindexed points, model, BM25, indexes, quantization",
+    )
+    location_flags(listing)
+    listing.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    listing.set_defaults(run=_list)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -61,7 +71,66 @@ def _check_folder(folder: Path) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
+    existing_store(args)
     with open_kit(args) as kit:
         seconds = kit.store.build_index(kit.collection)
     print(f"collection {kit.collection!r}: index built in {seconds:.1f}s")
     return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    address = existing_store(args)
+    with address.open() as store:
+        rows = [_describe(store, name, embedded=address.embedded) for name in store.collections()]
+        where = store.where
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table(where, rows))
+    return 0
+
+
+def _describe(store: Store, name: str, *, embedded: bool) -> dict[str, Any]:
+    """One collection as `store list` shows it; one that ragkit cannot read (written by another tool, or
+    with a damaged schema) is listed with the reason instead of stopping the listing."""
+    try:
+        schema = store.schema(name).to_json()
+        return {
+            "name": name,
+            "points": store.count(name),
+            "unindexed": store.unindexed(name) if embedded else None,
+            "model": schema["model"],
+            "dim": schema["dim"],
+            "bm25": schema["bm25"],
+            "indexes": schema["indexes"],
+            "quantize": schema["quantize"],
+        }
+    except StoreError as exc:
+        return {"name": name, "error": str(exc)}
+
+
+def _table(where: str, rows: list[dict[str, Any]]) -> str:
+    readable = [row for row in rows if "error" not in row]
+    lines = [f"{where}: {len(rows)} collection(s)"]
+    if readable:
+        header = ("NAME", "POINTS", "UNINDEXED", "MODEL", "DIM", "BM25", "INDEXES", "QUANTIZE")
+        cells = [header] + [
+            (
+                row["name"],
+                str(row["points"]),
+                "-" if row["unindexed"] is None else str(row["unindexed"]),
+                row["model"],
+                str(row["dim"]),
+                f"{row['bm25']['language']} k={row['bm25']['k']} b={row['bm25']['b']}",
+                ",".join(f"{key}:{kind}" for key, kind in row["indexes"].items()),
+                row["quantize"] or "-",
+            )
+            for row in readable
+        ]
+        widths = [max(len(cell[i]) for cell in cells) for i in range(len(header))]
+        lines += [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in cells
+        ]
+    lines += [f"unreadable {row['name']!r}: {row['error']}" for row in rows if "error" in row]
+    return "\n".join(lines)
