@@ -7,7 +7,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ragkit.config import ENVIRONMENT_VARIABLES, env
 from ragkit.encoder import DEFAULT_MODEL
@@ -16,6 +17,9 @@ from ragkit.errors import InputError, RagkitError
 from ragkit.llm import LLM_ENVIRONMENT_VARIABLES
 from ragkit.retrieval import DEFAULT_FUSION
 from ragkit.store.schema import FUSIONS
+
+if TYPE_CHECKING:
+    from ragkit.store import StoreAddress
 
 # Each module adds its sub-command through `register(commands, store_flags)`; `store_flags(parser)` adds
 # --collection, --store, --url, --api-key, --model and --device.
@@ -191,7 +195,7 @@ def open_kit(args: argparse.Namespace):
     )
 
 
-def existing_store(args: argparse.Namespace):
+def existing_store(args: argparse.Namespace) -> StoreAddress:
     """The `StoreAddress` that `location_flags` name, whose folder must exist: a command that only reads
     or maintains a store would otherwise create an empty folder at a mistyped --store and report it empty,
     or report its collection missing."""
@@ -199,13 +203,18 @@ def existing_store(args: argparse.Namespace):
 
     check_api_key(args)
     address = store_address(store=args.store, url=args.url, api_key=args.api_key)
-    if address.path is not None and not address.path.expanduser().is_dir():
-        folder = address.path.expanduser().resolve()
-        cause = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise InputError(
-            f"store folder {address.path}: {folder} {cause}; name an existing store with --store"
-        )
+    if address.path is not None and (problem := not_a_folder(address.path)):
+        raise InputError(f"store folder {address.path}: {problem}; name an existing store with --store")
     return address
+
+
+def not_a_folder(path: Path) -> str | None:
+    """Why `path` names no folder ("<resolved> does not exist" or "... is a file, not a folder"), or None
+    if it is one: the resolved path is in the reason, since a relative typo is the usual cause."""
+    resolved = path.expanduser().resolve()
+    if resolved.is_dir():
+        return None
+    return f"{resolved} {'is a file, not a folder' if resolved.exists() else 'does not exist'}"
 
 
 def build_parser() -> argparse.ArgumentParser:

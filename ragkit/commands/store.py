@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ragkit.cli import existing_store, location_flags, open_kit
+from ragkit.cli import existing_store, location_flags, not_a_folder, open_kit
 from ragkit.errors import InputError, StoreError
 from ragkit.store import Store
 
@@ -64,10 +64,9 @@ def _check_folder(folder: Path) -> None:
     from ragkit.store.convert import WORK_SUFFIX
 
     resolved = folder.expanduser().resolve()
-    if resolved.is_dir() or resolved.with_name(resolved.name + WORK_SUFFIX).is_dir():
-        return
-    cause = "is a file, not a folder" if resolved.exists() else "does not exist"
-    raise InputError(f"store convert {folder}: {resolved} {cause}; name the store folder to convert")
+    problem = not_a_folder(folder)
+    if problem and not resolved.with_name(resolved.name + WORK_SUFFIX).is_dir():
+        raise InputError(f"store convert {folder}: {problem}; name the store folder to convert")
 
 
 def _index(args: argparse.Namespace) -> int:
