@@ -179,10 +179,13 @@ def check_api_key(args: argparse.Namespace, *, url_from_environment: bool = True
         )
 
 
-def open_kit(args: argparse.Namespace):
-    """The collection the store flags name; sub-command modules use it too."""
+def open_kit(args: argparse.Namespace, *, existing: bool = False):
+    """The collection the store flags name; sub-command modules use it too. `existing`: for a command
+    that only reads or maintains a store, whose --store folder must exist (see `existing_store`)."""
     import ragkit
 
+    if existing:
+        existing_store(args)
     check_api_key(args)
 
     return ragkit.open(

@@ -183,7 +183,9 @@ def test_a_collection_folder_that_lost_its_schema_keeps_its_points_and_says_how_
     kept = recorded.read_text()
     recorded.unlink()
     with Store.open(path=tmp_path) as store:
-        assert store.collections() == []
+        assert store.collections() == ["docs"]  # there, but unreadable: not "not found"
+        with pytest.raises(SchemaError, match=r"'docs' .* has no schema.json .* put schema.json back"):
+            store.count("docs")
         with pytest.raises(StoreError) as refused:
             store.ensure_collection("docs", dim=4, model="m")
         message = str(refused.value)

@@ -1,5 +1,6 @@
-"""`ragkit store list` shows every collection of a store as it was built, without opening any model, and
-refuses a store folder that does not exist instead of creating an empty one."""
+"""`ragkit store list` shows every collection of a store as it was built, without opening any model; it
+and the other commands that only read a store refuse a store folder that does not exist instead of
+creating an empty one."""
 
 from __future__ import annotations
 
@@ -69,10 +70,24 @@ def test_the_table_has_a_row_per_collection_and_names_an_unreadable_one_with_its
     assert out[3].startswith("unreadable 'notes': ") and "was not created by ragkit" in out[3]
 
 
+def test_a_collection_folder_that_lost_its_schema_is_listed_as_unreadable(tmp_path: Path, capsys):
+    write_store(tmp_path / "db")
+    (tmp_path / "db" / "collections" / "docs" / "schema.json").unlink()
+    rows = listing(capsys, "--store", str(tmp_path / "db"))
+    assert sorted(rows) == ["docs", "notes"]
+    assert "has no schema.json" in rows["docs"]["error"] and rows["notes"]["points"] == 0
+
+
 def test_a_missing_store_folder_is_refused_by_name_and_not_created(tmp_path: Path, capsys):
+    # by every command that only reads or maintains a store; ingest and serve create theirs
     missing = tmp_path / "typo"
-    for verb in (["list"], ["index", "--collection", "docs"]):
-        assert main(["store", *verb, "--store", str(missing)]) == 2
+    for command in (
+        ["store", "list"],
+        ["store", "index", "--collection", "docs"],
+        ["search", "q"],
+        ["query", "q"],
+    ):
+        assert main([*command, "--store", str(missing)]) == 2
         assert f"{missing} does not exist" in capsys.readouterr().err
     assert not missing.exists()
 

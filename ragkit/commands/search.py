@@ -158,7 +158,7 @@ def _as_list(value: Any) -> list[Any]:
 def _search(args: argparse.Namespace) -> int:
     check_fusion_flag(args)
     filters = parse_filters(args.filters)
-    with open_kit(args) as kit:
+    with open_kit(args, existing=True) as kit:
         hits = kit.search(
             args.query,
             top_k=args.top_k,
@@ -189,7 +189,7 @@ def _query(args: argparse.Namespace) -> int:
     for flag, value in (("--llm-model", args.llm_model), ("--llm-timeout", args.llm_timeout)):
         if llm is None and value is not None:
             raise InputError(f"{flag} needs a server: pass --llm-url or set RAGKIT_LLM_URL")
-    with open_kit(args) as kit:
+    with open_kit(args, existing=True) as kit:
         engine = kit.query_engine(
             llm,
             top_k=args.top_k,

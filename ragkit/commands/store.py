@@ -70,8 +70,7 @@ def _check_folder(folder: Path) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    existing_store(args)
-    with open_kit(args) as kit:
+    with open_kit(args, existing=True) as kit:
         seconds = kit.store.build_index(kit.collection)
     print(f"collection {kit.collection!r}: index built in {seconds:.1f}s")
     return 0

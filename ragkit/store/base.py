@@ -29,10 +29,12 @@ class Engine(ABC):
     serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     @abstractmethod
-    def collections(self) -> list[str]: ...
+    def collections(self) -> list[str]:
+        """Every collection there, sorted, including those ragkit cannot read (`schema` says why)."""
 
     @abstractmethod
-    def exists(self, name: str) -> bool: ...
+    def exists(self, name: str) -> bool:
+        """Whether the name is taken, so that `create` is not called for it."""
 
     @abstractmethod
     def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:

@@ -123,9 +123,10 @@ class EdgeEngine(Engine):
         root = self._folder / COLLECTIONS
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir() if (p / SCHEMA_FILE).is_file())
+        return sorted(p.name for p in root.iterdir() if p.is_dir())
 
     def exists(self, name: str) -> bool:
+        # A folder without its schema is not: `create` clears it if its shard is empty, else refuses.
         return (self._dir(name) / SCHEMA_FILE).is_file()
 
     def create(self, name: str, schema: Schema, options: CollectionOptions) -> None:
@@ -209,6 +210,12 @@ class EdgeEngine(Engine):
     def schema(self, name: str) -> Schema:
         if name not in self._schemas:
             path = self._dir(name) / SCHEMA_FILE
+            if not path.exists() and path.parent.is_dir():
+                raise SchemaError(
+                    f"collection {name!r} in {self.where}: {path.parent} has no {SCHEMA_FILE} (lost, or "
+                    f"removed by hand), so its points cannot be read: put {SCHEMA_FILE} back (from a "
+                    f"backup), or remove {path.parent} to create the collection anew"
+                )
             try:
                 raw = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:

@@ -491,10 +491,11 @@ class Store:
 
     def _translate(self, what: str, exc: Exception, collection: str | None) -> Exception:
         # Engines word "no such collection" differently; asking is the one check that holds for every one.
+        # Listed, not `exists`: a collection that is there but unreadable is not "not found".
         if collection is not None:
             try:
                 with self._engine.serial:
-                    missing = not self._engine.exists(collection)
+                    missing = collection not in self._engine.collections()
             except Exception:
                 missing = False
             if missing:
