@@ -206,7 +206,7 @@ def documented_flags() -> dict[tuple[str, str], str]:
     documented: dict[tuple[str, str], str] = {}
     for flags_cell, commands_cell, default in table_rows(section("Command line")):
         commands = re.findall(
-            r"store index|store convert|store list|ingest|search|query|eval|serve", commands_cell
+            r"store index|store convert|store list|store delete|ingest|search|query|eval|serve", commands_cell
         )
         assert commands, f"no command in the row of {flags_cell}"
         for flag in re.findall(r"`(--[a-z0-9-]+)", flags_cell):

@@ -3,6 +3,7 @@
 ragkit store convert DIR                       a folder of an earlier ragkit -> the Qdrant Edge layout
 ragkit store index --store DIR --collection C  build the vector index of points written meanwhile
 ragkit store list [--store DIR | --url URL]    every collection: points, model, BM25, indexes, quantization
+ragkit store delete NAME [--store DIR | --url URL]   a collection whole, to build it anew
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from ragkit.cli import existing_store, location_flags, not_a_folder, open_kit
 from ragkit.errors import InputError, StoreError
-from ragkit.store import Store
+from ragkit.store import SchemaError, Store
 
 
 def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -42,6 +43,15 @@ def register(commands: Any, store_flags: Callable[[argparse.ArgumentParser], Non
     location_flags(listing)
     listing.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     listing.set_defaults(run=_list)
+    delete = verbs.add_parser(
+        "delete",
+        help="delete a collection whole: its points, indexes and recorded settings",
+        description="Delete one collection, named in full (never taken from RAGKIT_COLLECTION): the way to "
+        "build it again with other BM25, quantization or model settings, which a collection keeps.",
+    )
+    delete.add_argument("name", metavar="NAME", help="the collection to delete")
+    location_flags(delete)
+    delete.set_defaults(run=_delete)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -85,6 +95,17 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(_table(where, rows))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with existing_store(args).open() as store:
+        try:
+            points = f"{store.count(args.name)} points"
+        except SchemaError:  # a collection that ragkit cannot read; the delete says if it may go
+            points = "unreadable"
+        store.delete_collection(args.name)
+        print(f"deleted collection {args.name!r} ({points}) from {store.where}")
     return 0
 
 

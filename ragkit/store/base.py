@@ -41,6 +41,11 @@ class Engine(ABC):
         """Create the collection with both vectors, its recorded schema and its payload indexes."""
 
     @abstractmethod
+    def delete_collection(self, name: str) -> None:
+        """Delete an existing collection whole (points, indexes, recorded schema); a retry after it went
+        is harmless."""
+
+    @abstractmethod
     def cluster(self, name: str) -> dict[str, int | None]:
         """The collection's `shards`, `replicas` and `write_consistency` (None where the engine does not say);
         empty on an embedded engine."""

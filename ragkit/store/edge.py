@@ -11,7 +11,8 @@ beside it:
 
 A collection exists once its schema.json does. A new collection is made whole in DIR/.creating/NAME/
 and then moved into collections/ by one rename, so a crash while creating leaves only a staging folder
-that the next create clears; a collection folder without schema.json (lost, or removed by hand) is
+that the next create clears; a deleted one leaves collections/ by one rename into DIR/.dropping/, which
+is then removed (or, after a crash, when the folder is next opened). A collection folder without schema.json (lost, or removed by hand) is
 never cleared while its shard holds points. Writes go through Edge's WAL: a process killed mid-write
 comes back at a whole-batch boundary.
 
@@ -69,6 +70,7 @@ FORMAT = {"format": "ragkit-store", "engine": "qdrant-edge", "version": 1}
 LOCK = ".lock"
 COLLECTIONS = "collections"
 CREATING = ".creating"  # DIR/.creating/NAME: a collection being made, before it is moved into collections/
+DROPPING = ".dropping"  # DIR/.dropping/NAME: a deleted collection, moved out of collections/ to be removed
 SCHEMA_FILE = "schema.json"
 UNINDEXED_FILE = "unindexed.json"
 SHARD = rebuild.SHARD
@@ -108,6 +110,7 @@ class EdgeEngine(Engine):
         self._lock_file = _lock(folder)
         try:
             _mark(folder)
+            shutil.rmtree(folder / DROPPING, ignore_errors=True)  # what a delete cut short left
         except Exception:
             _unlock(folder, self._lock_file)
             raise
@@ -157,6 +160,25 @@ class EdgeEngine(Engine):
             rebuild.sync_dir(target.parent)  # so the collection outlives a power loss once created
             self._unindexed[name] = 0
             self._schemas[name] = schema
+
+    def delete_collection(self, name: str) -> None:
+        with self._write:
+            target = self._dir(name)
+            if not target.is_dir():
+                return
+            trash = self._folder / DROPPING / name
+            shutil.rmtree(trash, ignore_errors=True)
+            trash.parent.mkdir(exist_ok=True)
+            # Out of collections/ between two searches, by one rename: a crash leaves it whole or gone.
+            with self._gate.swap(), self._loading:
+                shard = self._shards.pop(name, None)
+                if shard is not None:
+                    shard.close()
+                target.rename(trash)
+                rebuild.sync_dir(target.parent)
+                self._schemas.pop(name, None)
+                self._unindexed.pop(name, None)
+            shutil.rmtree(trash.parent)
 
     def _refuse_case_clash(self, name: str) -> None:
         """Refuse a name that differs from an existing collection's only in case.

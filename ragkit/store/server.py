@@ -125,6 +125,17 @@ class ServerEngine(Engine):
             "write_consistency": params.write_consistency_factor,
         }
 
+    def delete_collection(self, name: str) -> None:
+        if not self._client.collection_exists(name):
+            return
+        # Another program's collection in the same Qdrant is not ragkit's to delete.
+        if "model" not in (self._client.get_collection(name).config.metadata or {}):
+            raise SchemaError(
+                f"collection {name!r} in {self.where} was not created by ragkit, so ragkit does not delete "
+                "it: use Qdrant's own API if it should go"
+            )
+        self._client.delete_collection(name)
+
     def schema(self, name: str) -> Schema:
         config = self._client.get_collection(name).config
         vectors = config.params.vectors

@@ -220,12 +220,14 @@ class Store:
         if options.bm25 is not None and options.bm25 != schema.bm25:
             raise InputError(
                 f"collection {name!r} was built with BM25 settings {schema.bm25}, not {options.bm25}: "
-                "BM25 settings are fixed when a collection is created; use another collection name"
+                "BM25 settings are fixed when a collection is created; use another collection name, or delete this "
+                f"one (ragkit store delete {name}) and ingest again"
             )
         if options.quantize is not None and options.quantize != schema.quantize:
             raise InputError(
                 f"collection {name!r} was built with quantize={schema.quantize}, not {options.quantize}: "
-                "quantization is fixed when a collection is created; use another collection name"
+                "quantization is fixed when a collection is created; use another collection name, or delete this "
+                f"one (ragkit store delete {name}) and ingest again"
             )
         asked = options.cluster()
         if not asked:
@@ -245,6 +247,18 @@ class Store:
             # Another job (or thread) may have created it first; its schema is checked by the caller.
             if not self._call(f"look up collection {name!r}", partial(self._engine.exists, name)):
                 raise
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection whole: its points, indexes and recorded schema. The way to build it again
+        with other settings (BM25, quantization, a model), which an existing collection keeps. In a store
+        folder, one that ragkit cannot read (its schema.json lost) can be deleted too; on a server, only
+        collections that ragkit made."""
+        _check_name(name)
+        if name not in self.collections():
+            raise CollectionNotFoundError(self._not_found(name))
+        delete = partial(self._engine.delete_collection, name)
+        self._call(f"delete collection {name!r}", delete, collection=name)
+        self._schemas.pop(name, None)
 
     def collection_info(self, name: str) -> CollectionInfo:
         """What a ragkit collection was built with (model, size, schema), and its exact point count."""
