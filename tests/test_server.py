@@ -107,6 +107,7 @@ def test_openapi_docs_describe_every_endpoint(client: httpx.Client) -> None:
         "/v1/search",
         "/v1/query",
         "/v1/collections",
+        "/v1/collections/{name}",
         "/v1/documents/{doc_id}",
         "/v1/ingest",
         "/v1/jobs/{job_id}",
@@ -749,6 +750,43 @@ def test_the_services_model_is_that_of_the_collections_it_creates(
         }
         assert listed == {"docs": minilm, "notes": str(other.resolve()), "pets": str(tiny_gte_dir.resolve())}
         assert search(client, {"query": "cat sleep", "collection": "pets"}).status_code == 200
+
+
+def test_a_deleted_collection_is_created_again_by_the_next_upload_with_the_services_model(
+    tmp_path: Path, minilm_path: Path
+) -> None:
+    # "notes" is built with another model than the service's (minilm): deleting it is how it gets that one.
+    other = write_original_checkpoint(tmp_path / "other-gte", minilm_path, seed=1)
+    ingest_samples(tmp_path / "store", "docs")
+    with ragkit.open("notes", store=tmp_path / "store", model=str(other), device="cpu") as kit:
+        assert kit.ingest([SAMPLES], workers=0).ok
+        sections = kit.info().points
+    with serving_samples(tmp_path, restart=True) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert (
+            search(client, {"query": TOMATOES, "collection": "notes"}).status_code == 200
+        )  # its Kit is held
+        assert client.delete("/v1/collections/notes", headers=OTHER).status_code == 403
+        deleted = client.delete("/v1/collections/notes", headers=ADMIN)
+        assert deleted.status_code == 200 and deleted.json() == {"collection": "notes", "points": sections}
+        assert search(client, {"query": TOMATOES, "collection": "notes"}).status_code == 404
+        assert client.delete("/v1/collections/notes", headers=ADMIN).status_code == 404
+        # An upload queued before a delete is ingested first, then deleted with the collection.
+        queued = upload(client, "cats.md", CATS.encode(), collection="pets").json()["id"]
+        assert client.delete("/v1/collections/pets", headers=ADMIN).json() == {
+            "collection": "pets",
+            "points": 1,
+        }
+        assert finished_job(client, queued)["status"] == "succeeded"
+        job = finished_job(client, upload(client, "cats.md", CATS.encode(), collection="notes").json()["id"])
+        assert job["status"] == "succeeded", job
+        listed = {
+            c["name"]: (c["model"], c["points"])
+            for c in client.get("/v1/collections", headers=ADMIN).json()["collections"]
+        }
+        minilm = "sentence-transformers/all-MiniLM-L6-v2"
+        assert listed == {"docs": (minilm, listed["docs"][1]), "notes": (minilm, 1)}
+        hits = search(client, {"query": "cat sleep", "collection": "notes"}).json()["hits"]
+        assert hits[0]["metadata"]["filename"] == "cats.md"
 
 
 def test_collections_with_the_same_model_share_one_loaded_encoder(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from ragkit.server.metrics import Metrics
 from ragkit.server.middleware import BodyLimit, Observe
 from ragkit.server.schemas import (
     COLLECTION_PATTERN,
+    CollectionDeleted,
     CollectionsResponse,
     DeleteResponse,
     ErrorOut,
@@ -231,6 +232,18 @@ def create_app(config: ServerConfig) -> FastAPI:
         if not deleted:
             raise HTTPException(404, f"no document {doc_id!r} in collection {name!r}")
         return {"collection": name, "doc_id": doc_id, "deleted": deleted}
+
+    @app.delete(
+        "/v1/collections/{name}", tags=["collections"], response_model=CollectionDeleted, responses=_ERRORS
+    )
+    async def delete_collection(
+        name: Annotated[str, PathParam(pattern=COLLECTION_PATTERN)], grant: Caller
+    ) -> dict[str, Any]:
+        """Delete a collection whole: its sections, indexes and recorded settings (the way to build it
+        again with others). Uploads queued before this are ingested first; searches go on meanwhile."""
+        name = permitted(grant, name)
+        points = await _wait(jobs.delete_collection(name))
+        return {"collection": name, "points": points}
 
     @app.post("/v1/index", tags=["collections"], response_model=IndexResponse, responses=_ERRORS)
     async def build_index(grant: Caller, collection: CollectionParam = None) -> dict[str, Any]:

@@ -83,6 +83,12 @@ class Collections:
             self._creating.discard(name)
         return kit
 
+    def forget(self, name: str) -> None:
+        """After `name` was deleted: its Kit is made anew, so that the next upload creates the collection
+        with the service's model rather than the deleted one's (a loaded copy of the model is reused)."""
+        if name in self._kits:
+            self._add(name, exists=False)
+
     def _add(self, name: str, *, exists: bool) -> Kit:
         """A new Kit: with the service's model for a collection it creates, the recorded one otherwise."""
         if not exists:

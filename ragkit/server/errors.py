@@ -23,6 +23,7 @@ from ragkit.errors import (
 )
 from ragkit.llm import LLMError
 from ragkit.server.uploads import UploadRejected
+from ragkit.store import SchemaError
 
 log = logging.getLogger("ragkit.server")
 
@@ -30,6 +31,7 @@ log = logging.getLogger("ragkit.server")
 _STATUS: tuple[tuple[type[RagkitError], int], ...] = (
     (CollectionNotFoundError, 404),
     (ModelMismatchError, 409),
+    (SchemaError, 409),  # a collection that is there, but that ragkit cannot use: not a passing failure
     (LLMError, 502),
     (InputError, 400),
     (ModelLoadError, 503),

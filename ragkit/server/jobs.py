@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ragkit.server.collections import Collections, CollectionView
 from ragkit.server.engine import Engine
 from ragkit.server.metrics import Metrics
 from ragkit.server.uploads import Upload
-from ragkit.store import CollectionOptions
+from ragkit.store import CollectionOptions, SchemaError
 
 log = logging.getLogger("ragkit.server")
 
@@ -100,6 +100,21 @@ class Jobs:
             record = job.to_dict()
         self._runner.submit(self._run, job, upload, target)
         return record
+
+    def delete_collection(self, name: str) -> Future[int | None]:
+        """Delete a collection once the uploads queued before this are ingested, as they were asked for
+        first; an upload after it creates the collection anew. The future gives the points it held."""
+        return self._runner.submit(self._delete_collection, name)
+
+    def _delete_collection(self, name: str) -> int | None:
+        store = self._collections.store
+        try:
+            points = store.count(name)
+        except SchemaError:  # one that ragkit cannot read; the delete says whether it may go
+            points = None
+        store.delete_collection(name)
+        self._engine.call(self._collections.forget, name).result()
+        return points
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:

@@ -102,6 +102,11 @@ class DeleteResponse(BaseModel):
     deleted: int
 
 
+class CollectionDeleted(BaseModel):
+    collection: str
+    points: int | None = Field(description="the points it held (null for one that ragkit could not read)")
+
+
 class IndexResponse(BaseModel):
     collection: str
     seconds: float = Field(description="how long the build took (searches went on; writes waited)")
